@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by scripts/start and scripts/test: system packages (apt-get, only
+# when missing) and the project's virtual environment in .venv.  Safe to run again and again.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+need_apt=()
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ "${SHOAL_SETUP_ETCD:-1}" = 1 ]; then
+  command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+  command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
+fi
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing system packages ${need_apt[*]} and not root to install them" >&2
+    exit 1
+  fi
+  echo "setup: apt-get install ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian starts etcd as a service on install; Shoal runs its own etcd processes.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+fi
+
+stamp=.venv/.shoal-installed
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

@@ -1,0 +1,162 @@
+"""The ASGI application of the API server.
+
+Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` (public); everything else needs a
+valid bearer token (401 Unauthorized otherwise): discovery (``/api``, ``/apis``, group and
+group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version documents),
+``/metrics`` and the resource paths handled by :mod:`shoal.api.handlers`.  Every
+:class:`~shoal.api.errors.ApiError` becomes a Kubernetes Status; any other exception is
+logged with its traceback and answered as a 500 InternalError Status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shoal.api import errors
+from shoal.api.bodies import json_response
+from shoal.api.discovery import AGGREGATED, Discovery, wants_aggregated
+from shoal.api.handlers import ResourceHandlers, parse_target
+from shoal.api.openapi import ResourceInfo, build_openapi_v3
+from shoal.api.storage import ObjectStorage
+from shoal.resources.registry import Registry
+from shoal.security.tokens import TokenAuthenticator
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/version", "/livez", "/readyz", "/healthz"})
+VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommit": "shoal",
+           "gitTreeState": "clean", "buildDate": "2026-11-25T00:00:00Z", "goVersion": "python3.11",
+           "compiler": "cpython", "platform": "linux/amd64"}
+
+
+class AuthMiddleware:
+    """Bearer-token authentication for every path but the public health and version ones."""
+
+    def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            header = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    header = value.decode("latin-1")
+                    break
+            user = self.authenticator.authenticate(header)
+            if user is None:
+                response = json_response(errors.unauthorized().to_status(), 401)
+                await response(scope, receive, send)
+                return
+            scope["shoal.user"] = user.name
+        await self.app(scope, receive, send)
+
+
+class ApiServer:
+    def __init__(self, storage: ObjectStorage, registry: Registry, authenticator: TokenAuthenticator,
+                 server_address: str) -> None:
+        self.storage = storage
+        self.registry = registry
+        self.handlers = ResourceHandlers(storage, registry)
+        self.discovery = Discovery(registry, server_address)
+        self.openapi = build_openapi_v3([
+            ResourceInfo(k.group, k.version, k.kind, k.plural, k.namespaced, k.subresources)
+            for k in registry])
+        self.ready = False
+        self.metrics = CollectorRegistry()
+        self.requests = Counter("shoal_apiserver_requests", "API requests by verb and code",
+                                ["verb", "code"], registry=self.metrics)
+        routes = [
+            Route("/version", self.version), Route("/livez", self.livez), Route("/healthz", self.livez),
+            Route("/readyz", self.readyz), Route("/metrics", self.prometheus),
+            Route("/api", self.api), Route("/apis", self.apis),
+            Route("/openapi/v3", self.openapi_index), Route("/openapi/v3/{path:path}", self.openapi_doc),
+            Route("/api/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/apis/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ]
+        self.app = AuthMiddleware(Starlette(routes=routes), authenticator)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _guard(request: Request, call: Callable[[], Awaitable[Response]]) -> Response:
+        try:
+            return await call()
+        except errors.ApiError as exc:
+            return json_response(exc.to_status(), exc.code, exc.headers or None)
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.url.path)
+            return json_response(errors.internal(repr(exc)).to_status(), 500)
+
+    async def version(self, request: Request) -> Response:
+        return json_response(VERSION)
+
+    async def livez(self, request: Request) -> Response:
+        return Response(b"ok", media_type="text/plain")
+
+    async def readyz(self, request: Request) -> Response:
+        if not self.ready:
+            return Response(b"not ready", status_code=503, media_type="text/plain")
+        return Response(b"ok", media_type="text/plain")
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    async def api(self, request: Request) -> Response:
+        if wants_aggregated(request.headers.get("accept")):
+            return Response(orjson.dumps(self.discovery.aggregated_core), media_type=AGGREGATED)
+        return json_response(self.discovery.api_versions)
+
+    async def apis(self, request: Request) -> Response:
+        if wants_aggregated(request.headers.get("accept")):
+            return Response(orjson.dumps(self.discovery.aggregated_groups), media_type=AGGREGATED)
+        return json_response(self.discovery.api_group_list)
+
+    async def openapi_index(self, request: Request) -> Response:
+        return json_response(self.openapi.index())
+
+    async def openapi_doc(self, request: Request) -> Response:
+        document = self.openapi.document(request.path_params["path"])
+        if document is None:
+            return json_response(errors.ApiError(404, "NotFound", "not found").to_status(), 404)
+        return Response(document, media_type="application/json")
+
+    async def resource(self, request: Request) -> Response:
+        response = await self._guard(request, lambda: self._resource(request))
+        self.requests.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    async def _resource(self, request: Request) -> Response:
+        parts = [p for p in request.path_params["path"].split("/") if p]
+        core = request.url.path.startswith("/api/")
+        if core:
+            if not parts or parts[0] != "v1":
+                raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            group, version, rest = "", "v1", parts[1:]
+        else:
+            if not parts:
+                raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            group, version, rest = parts[0], parts[1] if len(parts) > 1 else "", parts[2:]
+            if not version:
+                doc: dict[str, Any] | None = self.discovery.group(group)
+                if doc is None:
+                    raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+                return json_response(doc)
+        if not rest:
+            resource_list = self.discovery.resource_list(group, version)
+            if resource_list is None:
+                raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+            return json_response(resource_list)
+        target = parse_target(self.registry, group, version, rest)
+        return await self.handlers.handle(request, target)

@@ -1,0 +1,67 @@
+"""Request body decoding and response encoding.
+
+Request bodies arrive as JSON (also when no Content-Type is sent: the Python client omits
+it), YAML (``application/yaml``) or Kubernetes protobuf (``application/vnd.kubernetes.protobuf``,
+sent by ``kubectl create secret|configmap|namespace|deployment|service|serviceaccount``).
+Responses are always JSON (``application/json``), which every client accepts, or a Table when
+the client asks for ``as=Table``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+from starlette.responses import Response
+
+from shoal.api import errors
+from shoal.api.protobuf import decode_k8s_protobuf
+
+JSON = "application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.bad_request(f"error decoding JSON request body: {exc}") from exc
+
+
+def decode_yaml_or_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"error decoding YAML request body: {exc}") from exc
+
+
+def decode_body(body: bytes, content_type: str | None) -> Any:
+    kind = media_type(content_type)
+    if not body:
+        raise errors.bad_request("the request body is empty")
+    if kind in ("", JSON, "*/*"):
+        return decode_json(body)
+    if kind in ("application/yaml", "application/x-yaml", "text/yaml"):
+        return decode_yaml_or_json(body)
+    if kind == PROTOBUF:
+        return decode_k8s_protobuf(body)
+    raise errors.ApiError(415, "UnsupportedMediaType",
+                          f"the body of the request was in an unknown format - accepted media types "
+                          f"include: application/json, application/yaml, {PROTOBUF}")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def wants_table(accept: str | None) -> bool:
+    return bool(accept) and "as=Table" in str(accept)

@@ -1,0 +1,152 @@
+"""Deletion with Kubernetes semantics: preconditions, graceful deletion, finalizers, propagation.
+
+``DELETE`` on an object:
+
+* checks ``preconditions`` (uid, resourceVersion) -> 409 Conflict on mismatch;
+* picks the propagation policy (``propagationPolicy``, else the legacy ``orphanDependents``,
+  else Background) and adds the ``foregroundDeletion`` or ``orphan`` finalizer for the garbage
+  collector (``shoal.controllers.garbage_collector``) to act on;
+* Namespaces become ``Terminating``: the namespace controller empties them and clears
+  ``spec.finalizers`` through ``/finalize``;
+* Pods bound to a node are deleted gracefully: ``deletionTimestamp`` = now + grace period and
+  ``deletionGracePeriodSeconds``; the node's agent stops the containers and finishes the
+  deletion with grace period 0.  Unbound pods and ``gracePeriodSeconds: 0`` go at once;
+* an object with a ``deletionTimestamp`` and no finalizers left is removed from the store.
+  :meth:`Deleter.finish_if_done` is called after every update so that removing the last
+  finalizer completes the deletion.
+
+Every removal releases what the object held (Service IPs and ports).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+from typing import Any
+
+from shoal.api import errors
+from shoal.api.writes import WriteContext, Writer, now_rfc3339
+from shoal.resources.registry import Obj, ResourceKind
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+
+
+def _policy(options: dict[str, Any]) -> str:
+    policy = options.get("propagationPolicy")
+    if policy:
+        if policy not in ("Background", "Foreground", "Orphan"):
+            raise errors.invalid("DeleteOptions", "", "", [errors.FieldError(
+                "propagationPolicy", "FieldValueNotSupported",
+                'supported values: "Foreground", "Background", "Orphan"', policy)])
+        return str(policy)
+    if options.get("orphanDependents") is True:
+        return "Orphan"
+    return "Background"
+
+
+class Deleter:
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.storage = writer.storage
+
+    def _done(self, kind: ResourceKind, obj: Obj) -> bool:
+        meta = obj["metadata"]
+        if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+            return False
+        if kind.plural == "namespaces" and (obj.get("spec") or {}).get("finalizers"):
+            return False
+        return not (kind.plural == "pods" and meta.get("deletionGracePeriodSeconds", 0) > 0)
+
+    async def finish_if_done(self, kind: ResourceKind, obj: Obj) -> Obj | None:
+        """Remove ``obj`` from the store when nothing holds its deletion back any more."""
+        if not self._done(kind, obj):
+            return None
+        try:
+            removed = await self.storage.remove(kind, obj)
+        except errors.ApiError as exc:
+            if exc.code in (404, 409):  # someone else finished it, or it changed again
+                return None
+            raise
+        await self.writer.allocator.release_unused(kind, None, removed)
+        return removed
+
+    async def delete(
+        self, kind: ResourceKind, namespace: str, name: str, options: dict[str, Any],
+        ctx: WriteContext,
+    ) -> tuple[Obj, bool]:
+        """Returns (object, finished): finished is False while the deletion is pending."""
+        if not isinstance(options, dict):
+            raise errors.bad_request("DeleteOptions must be a JSON object")
+        policy = _policy(options)
+        preconditions = options.get("preconditions") or {}
+        grace = options.get("gracePeriodSeconds")
+        for _ in range(8):
+            obj = await self.storage.get(kind, namespace, name)
+            meta = obj["metadata"]
+            if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
+                raise errors.conflict(
+                    kind.plural, kind.group, name,
+                    f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                    f"UID in object meta: {meta.get('uid')}")
+            wanted_rv = preconditions.get("resourceVersion")
+            if wanted_rv and wanted_rv != meta["resourceVersion"]:
+                raise errors.conflict(
+                    kind.plural, kind.group, name,
+                    f"Precondition failed: ResourceVersion in precondition: {wanted_rv}, "
+                    f"ResourceVersion in object meta: {meta['resourceVersion']}")
+            new = copy.deepcopy(obj)
+            self._mark(kind, new, policy, grace, ctx)
+            if ctx.dry_run:
+                return new, not self._pending(kind, new)
+            if self._immediate(kind, new):
+                try:
+                    removed = await self.storage.remove(kind, obj)
+                except errors.ApiError as exc:
+                    if exc.code == 409:
+                        continue
+                    raise
+                await self.writer.allocator.release_unused(kind, None, removed)
+                return removed, True
+            if new == obj:
+                return obj, False
+            try:
+                stored = await self.storage.update(kind, new, int(meta["resourceVersion"]))
+            except errors.ApiError as exc:
+                if exc.code == 409:
+                    continue
+                raise
+            return stored, False
+        raise errors.conflict(kind.plural, kind.group, name, "too many concurrent writers; retry")
+
+    def _mark(self, kind: ResourceKind, obj: Obj, policy: str, grace: Any, ctx: WriteContext) -> None:
+        meta = obj["metadata"]
+        finalizers: list[str] = list(meta.get("finalizers") or [])
+        already = bool(meta.get("deletionTimestamp"))
+        if policy == "Foreground" and FOREGROUND not in finalizers:
+            finalizers = [f for f in finalizers if f != ORPHAN] + [FOREGROUND]
+        elif policy == "Orphan" and ORPHAN not in finalizers and not already:
+            finalizers = [f for f in finalizers if f != FOREGROUND] + [ORPHAN]
+        if finalizers:
+            meta["finalizers"] = finalizers
+        if kind.plural == "pods":
+            seconds = grace if isinstance(grace, int) else (obj.get("spec") or {}).get(
+                "terminationGracePeriodSeconds", 30)
+            if not (obj.get("spec") or {}).get("nodeName") or (obj.get("status") or {}).get(
+                    "phase") in ("Succeeded", "Failed"):
+                seconds = 0
+            current = meta.get("deletionGracePeriodSeconds")
+            if current is None or seconds < current:
+                meta["deletionGracePeriodSeconds"] = max(int(seconds), 0)
+                meta["deletionTimestamp"] = now_rfc3339(ctx.now + timedelta(seconds=max(int(seconds), 0)))
+        elif not already:
+            meta["deletionTimestamp"] = ctx.timestamp
+            meta["deletionGracePeriodSeconds"] = 0
+        if kind.plural == "namespaces":
+            obj.setdefault("status", {})["phase"] = "Terminating"
+
+    def _pending(self, kind: ResourceKind, obj: Obj) -> bool:
+        return not self._done(kind, obj)
+
+    def _immediate(self, kind: ResourceKind, obj: Obj) -> bool:
+        return self._done(kind, obj)

@@ -1,0 +1,244 @@
+"""Object storage: Kubernetes objects on top of a revisioned :class:`~shoal.store.interface.Store`.
+
+This layer owns the mapping between API objects and store entries:
+
+* keys are ``/registry/<plural>/<namespace>/<name>`` (``/registry/<plural>/<name>`` for
+  cluster-scoped kinds);
+* values are compact JSON without ``metadata.resourceVersion``; on the way out
+  ``resourceVersion`` is set to the entry's ``mod_revision``;
+* Secret values are sealed with :class:`~shoal.security.encryption.SecretBox` (AES-256-GCM,
+  the storage key bound as associated data), so no secret byte reaches the store in clear;
+* store errors become :mod:`shoal.api.errors` (``KeyExistsError`` -> 409 AlreadyExists,
+  ``RevisionConflictError`` -> 409 Conflict, ``CompactedError`` -> 410 Expired).
+
+It does no defaulting, validation or admission: :mod:`shoal.api.writes` does that and calls
+``create``/``update``/``remove`` here.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shoal.api import errors
+from shoal.resources.registry import Obj, ResourceKind
+from shoal.security.encryption import SecretBox
+from shoal.store.interface import (
+    CompactedError,
+    EventType,
+    FutureRevisionError,
+    KeyExistsError,
+    KeyNotFoundError,
+    RevisionConflictError,
+    Store,
+    StoreUnavailableError,
+    WatchExpiredError,
+)
+
+Filter = Callable[[Obj], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[Obj]
+    resource_version: str
+    continue_token: str
+    remaining: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str
+    object: Obj
+    revision: int
+
+
+def encode_continue(revision: int, start_after: str) -> str:
+    raw = orjson.dumps({"v": "shoal/v1", "rv": revision, "start": start_after})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.bad_request(f"invalid continue token: {exc}") from exc
+
+
+class ObjectStorage:
+    def __init__(self, store: Store, box: SecretBox) -> None:
+        self.store = store
+        self.box = box
+
+    # -- keys and codecs -------------------------------------------------------------------
+    @staticmethod
+    def key(kind: ResourceKind, namespace: str, name: str) -> str:
+        if kind.namespaced:
+            return f"/registry/{kind.plural}/{namespace}/{name}"
+        return f"/registry/{kind.plural}/{name}"
+
+    @staticmethod
+    def prefix(kind: ResourceKind, namespace: str) -> str:
+        if kind.namespaced and namespace:
+            return f"/registry/{kind.plural}/{namespace}/"
+        return f"/registry/{kind.plural}/"
+
+    def _encode(self, kind: ResourceKind, key: str, obj: Obj) -> bytes:
+        meta = obj.get("metadata") or {}
+        rv = meta.pop("resourceVersion", None)
+        try:
+            raw = orjson.dumps(obj)
+        finally:
+            if rv is not None:
+                meta["resourceVersion"] = rv
+        if kind.plural == "secrets":
+            return self.box.encrypt(raw, key.encode())
+        return raw
+
+    def _decode(self, kind: ResourceKind, key: str, value: bytes, revision: int) -> Obj:
+        if kind.plural == "secrets" and self.box.is_encrypted(value):
+            value = self.box.decrypt(value, key.encode())
+        obj: Obj = orjson.loads(value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+        return obj
+
+    # -- reads -----------------------------------------------------------------------------
+    async def get(self, kind: ResourceKind, namespace: str, name: str) -> Obj:
+        key = self.key(kind, namespace, name)
+        kv = await self._call(self.store.get(key))
+        if kv is None:
+            raise errors.not_found(kind.plural, kind.group, name)
+        return self._decode(kind, key, kv.value, kv.mod_revision)
+
+    async def list(
+        self, kind: ResourceKind, namespace: str, *, keep: Filter | None = None,
+        limit: int = 0, continue_token: str = "",
+    ) -> ListPage:
+        prefix = self.prefix(kind, namespace)
+        revision, start = 0, None
+        if continue_token:
+            revision, start = decode_continue(continue_token)
+        items: list[Obj] = []
+        batch = max(limit, 100) if limit else 0
+        while True:
+            try:
+                page = await self._call(
+                    self.store.list(prefix, revision=revision, limit=batch, start_after=start)
+                )
+            except errors.ApiError as exc:
+                if exc.code == 410 and continue_token:
+                    raise errors.gone(
+                        "The provided continue parameter is too old to display a consistent list "
+                        "result. You can start a new list without the continue parameter."
+                    ) from exc
+                raise
+            revision = page.revision
+            for kv in page.items:
+                obj = self._decode(kind, kv.key, kv.value, kv.mod_revision)
+                start = kv.key
+                if keep is None or keep(obj):
+                    items.append(obj)
+                    if limit and len(items) >= limit:
+                        break
+            if limit and len(items) >= limit:
+                more = page.more or (start is not None and start != page.items[-1].key)
+                token = encode_continue(revision, start or "") if more else ""
+                return ListPage(items, str(revision), token, None)
+            if not page.more:
+                return ListPage(items, str(revision), "", None)
+
+    async def watch(
+        self, kind: ResourceKind, namespace: str, revision: int, keep: Filter | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        """Events after ``revision``; a selector change turns into ADDED/DELETED like Kubernetes."""
+        try:
+            async for event in self.store.watch(self.prefix(kind, namespace), revision):
+                obj = self._decode(kind, event.key, event.value, event.revision)
+                if keep is None:
+                    yield WatchEvent(event.type.value, obj, event.revision)
+                    continue
+                now = keep(obj)
+                if event.type is EventType.ADDED:
+                    if now:
+                        yield WatchEvent("ADDED", obj, event.revision)
+                    continue
+                if event.type is EventType.DELETED:
+                    if now:
+                        yield WatchEvent("DELETED", obj, event.revision)
+                    continue
+                before = True
+                if event.prev_value is not None:
+                    before = keep(self._decode(kind, event.key, event.prev_value, event.revision))
+                if now:
+                    yield WatchEvent("MODIFIED" if before else "ADDED", obj, event.revision)
+                elif before:
+                    yield WatchEvent("DELETED", obj, event.revision)
+        except CompactedError as exc:
+            raise errors.gone(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
+        except WatchExpiredError as exc:
+            raise errors.gone(f"watch expired: {exc}") from exc
+        except StoreUnavailableError as exc:
+            raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
+
+    # -- writes ----------------------------------------------------------------------------
+    async def create(self, kind: ResourceKind, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        key = self.key(kind, meta.get("namespace", ""), meta["name"])
+        try:
+            kv = await self._call(self.store.create(key, self._encode(kind, key, obj)))
+        except KeyExistsError as exc:
+            raise errors.already_exists(kind.plural, kind.group, meta["name"]) from exc
+        return self._decode(kind, key, kv.value, kv.mod_revision)
+
+    async def update(self, kind: ResourceKind, obj: Obj, expected_revision: int) -> Obj:
+        meta = obj["metadata"]
+        key = self.key(kind, meta.get("namespace", ""), meta["name"])
+        try:
+            kv = await self._call(
+                self.store.update(key, self._encode(kind, key, obj), expected_revision)
+            )
+        except RevisionConflictError as exc:
+            raise errors.conflict(
+                kind.plural, kind.group, meta["name"],
+                "the object has been modified; please apply your changes to the latest version "
+                "and try again",
+            ) from exc
+        except KeyNotFoundError as exc:
+            raise errors.not_found(kind.plural, kind.group, meta["name"]) from exc
+        return self._decode(kind, key, kv.value, kv.mod_revision)
+
+    async def remove(self, kind: ResourceKind, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        key = self.key(kind, meta.get("namespace", ""), meta["name"])
+        try:
+            kv = await self._call(self.store.delete(key, int(meta["resourceVersion"])))
+        except RevisionConflictError as exc:
+            raise errors.conflict(kind.plural, kind.group, meta["name"],
+                                  "the object has been modified; please retry") from exc
+        except KeyNotFoundError as exc:
+            raise errors.not_found(kind.plural, kind.group, meta["name"]) from exc
+        return self._decode(kind, key, kv.value, kv.mod_revision)
+
+    async def current_revision(self) -> int:
+        return int(await self._call(self.store.current_revision()))
+
+    @staticmethod
+    async def _call(awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except CompactedError as exc:
+            raise errors.gone(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
+        except FutureRevisionError as exc:
+            raise errors.ApiError(
+                504, "Timeout", f"Too large resource version: {exc.requested}, current: {exc.current}",
+                {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                 "retryAfterSeconds": 1},
+            ) from exc
+        except StoreUnavailableError as exc:
+            raise errors.service_unavailable(f"storage unavailable: {exc}") from exc

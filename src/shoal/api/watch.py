@@ -1,0 +1,122 @@
+"""Watch streams: newline-delimited JSON events over a chunked response.
+
+``?watch=true&resourceVersion=RV``: every change after RV, in order.  Without RV (or "0")
+the stream starts with a synthetic ADDED per existing object, as Kubernetes does.  A
+compacted RV ends the stream with an ERROR event carrying a 410 Expired Status, which
+kubectl and client-go answer by listing again.  ``allowWatchBookmarks=true`` adds BOOKMARK
+events carrying the last revision delivered.  The stream ends after ``timeoutSeconds``
+(default 30 minutes) or when the client goes away.  Events are Tables when the client asks
+for ``as=Table`` (``kubectl get -w``); the column definitions are sent in the first event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from shoal.api import errors, tables
+from shoal.api.bodies import JSON, wants_table
+from shoal.api.storage import WatchEvent
+
+if TYPE_CHECKING:
+    from shoal.api.handlers import ResourceHandlers, Target
+
+log = logging.getLogger(__name__)
+
+BOOKMARK_INTERVAL = 10.0
+DEFAULT_TIMEOUT = 1800.0
+_END = object()
+
+
+async def watch_response(handlers: ResourceHandlers, request: Request, target: Target) -> StreamingResponse:
+    params = request.query_params
+    kind = target.kind
+    keep = handlers.object_filter(request, kind)
+    timeout = DEFAULT_TIMEOUT
+    if params.get("timeoutSeconds"):
+        try:
+            timeout = float(params["timeoutSeconds"])
+        except ValueError as exc:
+            raise errors.bad_request("timeoutSeconds must be an integer") from exc
+    bookmarks = (params.get("allowWatchBookmarks") or "").lower() == "true"
+    as_table = wants_table(request.headers.get("accept"))
+    include = params.get("includeObject") or "Metadata"
+    rv_param = params.get("resourceVersion") or ""
+    initial: list[WatchEvent] = []
+    if rv_param in ("", "0"):
+        page = await handlers.storage.list(kind, target.namespace, keep=keep)
+        start = int(page.resource_version)
+        initial = [WatchEvent("ADDED", obj, start) for obj in page.items]
+    else:
+        try:
+            start = int(rv_param)
+        except ValueError as exc:
+            raise errors.bad_request(f"invalid resourceVersion {rv_param!r}") from exc
+        current = await handlers.storage.current_revision()
+        if start > current:
+            raise errors.ApiError(504, "Timeout", f"Too large resource version: {start}, current: {current}",
+                                  {"retryAfterSeconds": 1})
+    sent_columns = False
+
+    def encode(event_type: str, obj: dict[str, Any]) -> bytes:
+        nonlocal sent_columns
+        if as_table and event_type not in ("BOOKMARK", "ERROR"):
+            body = tables.table(kind, [obj], datetime.now(UTC), include,
+                                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                                with_columns=not sent_columns)
+            sent_columns = True
+            obj = body
+        return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+    async def pump(queue: asyncio.Queue[object]) -> None:
+        try:
+            async for event in handlers.storage.watch(kind, target.namespace, start, keep):
+                await queue.put(event)
+        except errors.ApiError as exc:
+            await queue.put(exc)
+        finally:
+            await queue.put(_END)
+
+    async def stream() -> AsyncIterator[bytes]:
+        last = start
+        for event in initial:
+            yield encode(event.type, event.object)
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1000)
+        task = asyncio.create_task(pump(queue))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                try:
+                    item = await asyncio.wait_for(queue.get(), min(remaining, BOOKMARK_INTERVAL))
+                except TimeoutError:
+                    if bookmarks:
+                        yield orjson.dumps({"type": "BOOKMARK", "object": {
+                            "kind": kind.kind, "apiVersion": kind.api_version,
+                            "metadata": {"resourceVersion": str(last)}}}) + b"\n"
+                    continue
+                if item is _END:
+                    return
+                if isinstance(item, errors.ApiError):
+                    yield orjson.dumps({"type": "ERROR", "object": item.to_status()}) + b"\n"
+                    return
+                assert isinstance(item, WatchEvent)
+                last = item.revision
+                yield encode(item.type, item.object)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return StreamingResponse(stream(), media_type=JSON)

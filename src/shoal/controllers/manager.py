@@ -1,0 +1,127 @@
+"""The controller manager: builds every enabled controller and runs them together.
+
+``ControllerManager(client, clock).run(stop)`` runs until ``stop`` is set.  Each *term* (one
+period of leadership) gets a fresh :class:`~shoal.client.informer.InformerFactory` and fresh
+controllers, started in one ``asyncio.TaskGroup``: the shared informers and every controller's
+workers.  A controller that crashes (an exception escaping ``run``, which only a bug causes:
+reconcile errors are requeued) cancels its siblings and the exception propagates, so the
+process stops cleanly rather than running half a control plane.
+
+Seams:
+
+* **Leader election** - :class:`Leadership` decides when a term runs.  The default
+  :class:`AlwaysLeader` runs one term for as long as ``stop`` is unset.  A Lease-based
+  elector implements ``lead(stop, term)``: acquire the lease, call ``term(leading)`` with an
+  event it sets when ``stop`` is set *or* the lease is lost, and loop.
+* **Which controllers** - :data:`CONTROLLERS` maps a name to a factory taking a
+  :class:`ControllerContext`; ``disabled`` names are skipped (``--disable=<name>``).  A new
+  controller adds itself to that table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shoal.client.informer import InformerFactory
+from shoal.client.resources import ResourceRef
+from shoal.client.rest import ApiClient
+from shoal.controllers import garbage_collector, namespace
+from shoal.controllers.base import Controller
+from shoal.controllers.workqueue import Clock, MonotonicClock
+
+__all__ = [
+    "CONTROLLERS",
+    "AlwaysLeader",
+    "ControllerContext",
+    "ControllerManager",
+    "Leadership",
+]
+
+log = logging.getLogger(__name__)
+
+Term = Callable[[asyncio.Event], Awaitable[None]]
+
+
+class Leadership(Protocol):
+    async def lead(self, stop: asyncio.Event, term: Term) -> None:
+        """Run ``term(leading)`` whenever this process leads, until ``stop`` is set.
+
+        ``leading`` must be set when leadership ends (or ``stop`` is set); ``term`` then
+        returns.  ``lead`` returns once ``stop`` is set and no term runs."""
+        ...
+
+
+class AlwaysLeader:
+    """No election: a single process is always the leader."""
+
+    async def lead(self, stop: asyncio.Event, term: Term) -> None:
+        await term(stop)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerContext:
+    """What a controller factory gets: shared client, informers, clock and options."""
+
+    client: ApiClient
+    informers: InformerFactory
+    clock: Clock
+    namespaced_resources: Sequence[ResourceRef]
+    gc_resources: Sequence[ResourceRef]
+
+
+ControllerFactory = Callable[[ControllerContext], Controller]
+
+CONTROLLERS: dict[str, ControllerFactory] = {
+    "garbage-collector": lambda ctx: garbage_collector.GarbageCollector(
+        ctx.client, ctx.informers, ctx.gc_resources, clock=ctx.clock),
+    "namespace": lambda ctx: namespace.NamespaceController(
+        ctx.client, ctx.informers, ctx.namespaced_resources, clock=ctx.clock),
+}
+
+
+class ControllerManager:
+    """Runs the enabled controllers of :data:`CONTROLLERS` against one API server."""
+
+    def __init__(self, client: ApiClient, clock: Clock | None = None, *, workers: int = 2,
+                 disabled: Iterable[str] = (), leadership: Leadership | None = None,
+                 namespaced_resources: Sequence[ResourceRef] = namespace.DEFAULT_RESOURCES,
+                 gc_resources: Sequence[ResourceRef] = garbage_collector.DEFAULT_RESOURCES,
+                 controllers: dict[str, ControllerFactory] | None = None) -> None:
+        self.client = client
+        self.clock: Clock = clock or MonotonicClock()
+        self.workers = workers
+        self.leadership: Leadership = leadership or AlwaysLeader()
+        self.namespaced_resources = namespaced_resources
+        self.gc_resources = gc_resources
+        self._factories = dict(controllers if controllers is not None else CONTROLLERS)
+        unknown = set(disabled) - set(self._factories)
+        if unknown:
+            raise ValueError(f"unknown controllers to disable: {sorted(unknown)}")
+        self.disabled = frozenset(disabled)
+        #: The controllers of the current term (empty when not leading).
+        self.controllers: list[Controller] = []
+
+    def build(self, informers: InformerFactory) -> list[Controller]:
+        ctx = ControllerContext(self.client, informers, self.clock, self.namespaced_resources,
+                                self.gc_resources)
+        return [factory(ctx) for name, factory in self._factories.items() if name not in self.disabled]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.leadership.lead(stop, self._term)
+
+    async def _term(self, leading: asyncio.Event) -> None:
+        informers = InformerFactory(self.client, sleep=self.clock.sleep)
+        self.controllers = self.build(informers)
+        log.info("controller manager: starting %s", ", ".join(c.name for c in self.controllers))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(informers.run(leading), name="informers")
+                for controller in self.controllers:
+                    group.create_task(controller.run(leading, self.workers), name=controller.name)
+        finally:
+            self.controllers = []
+        log.info("controller manager: stopped")

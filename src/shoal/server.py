@@ -1,0 +1,151 @@
+"""``shoal server``: the all-in-one control plane process (k3s style, without globals).
+
+Start-up order, each step gated on the one before (STYLE.md §5, the k3s ordering):
+
+1. data dir (0700), the store (``sqlite`` file in the data dir, or etcd endpoints);
+2. security material: cluster CA + serving certificate, admin token, secret encryption key;
+3. the HTTPS API server (uvicorn) on ``bind:port``; the kinds' registry, discovery, OpenAPI;
+4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease);
+5. ``DIR/kubeconfig.yaml`` with the admin credential, then ``/readyz`` turns 200;
+6. the controllers (unless ``--disable controllers``), talking to the API over HTTPS like any
+   other client.
+
+A crash in any component stops the others and the process exits non-zero; SIGINT/SIGTERM
+shut everything down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from shoal.api import errors
+from shoal.api.app import ApiServer
+from shoal.api.storage import ObjectStorage
+from shoal.api.writes import WriteContext
+from shoal.resources.kinds import build_registry
+from shoal.security.encryption import SecretBox
+from shoal.security.kubeconfig import write_kubeconfig
+from shoal.security.pki import ensure_pki
+from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
+from shoal.store import open_store
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+COMPONENTS = frozenset({"agent", "proxy", "controllers", "scheduler"})
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/shoal")
+    return Path.home() / ".local" / "share" / "shoal"
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path = field(default_factory=default_data_dir)
+    bind: str = "127.0.0.1"
+    port: int = 6443
+    datastore: str = "sqlite"
+    disable: frozenset[str] = frozenset()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
+        return f"https://{host}:{self.port}"
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.started = asyncio.Event()
+
+    async def run(self) -> None:
+        began = time.perf_counter()
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = open_store(cfg.datastore, cfg.data_dir)
+        await store.start()
+        try:
+            await self._serve(store, began)
+        finally:
+            await store.close()
+
+    async def _serve(self, store: object, began: float) -> None:
+        cfg = self.config
+        box = SecretBox.load_or_create(cfg.data_dir)
+        ips = [cfg.bind] if cfg.bind not in ("0.0.0.0", "::") else []
+        pki = ensure_pki(cfg.data_dir, [socket.gethostname()], ips)
+        token = ensure_admin_token(cfg.data_dir)
+        authenticator = TokenAuthenticator(cfg.data_dir / "tokens")
+        registry = build_registry()
+        storage = ObjectStorage(store, box)  # type: ignore[arg-type]
+        api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}")
+        uv_config = uvicorn.Config(
+            api, host=cfg.bind, port=cfg.port, ssl_certfile=str(pki.server_cert_path),
+            ssl_keyfile=str(pki.server_key_path), lifespan="off", log_level="warning",
+            timeout_graceful_shutdown=2, access_log=False,
+        )
+        http = uvicorn.Server(uv_config)
+        serving = asyncio.create_task(http.serve(), name="api-server")
+        try:
+            while not http.started:
+                if serving.done():
+                    await serving  # surfaces the bind error
+                    raise RuntimeError("API server stopped during start-up")
+                await asyncio.sleep(0.005)
+            await self._bootstrap(api)
+            write_kubeconfig(cfg.data_dir / "kubeconfig.yaml", cfg.url, pki.ca_pem, token)
+            api.ready = True
+            self.started.set()
+            log.warning("shoal server ready on %s in %.0f ms (kubeconfig: %s)", cfg.url,
+                        (time.perf_counter() - began) * 1000, cfg.data_dir / "kubeconfig.yaml")
+            async with asyncio.TaskGroup() as group:
+                if "controllers" not in cfg.disable:
+                    group.create_task(self._controllers(http), name="controllers")
+                await serving
+                raise _Stopped()
+        except* _Stopped:
+            pass
+        finally:
+            http.should_exit = True
+            if not serving.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+
+    async def _controllers(self, http: uvicorn.Server) -> None:
+        from shoal.client.rest import ApiClient
+        from shoal.controllers.manager import ControllerManager
+
+        client = ApiClient.from_kubeconfig(self.config.data_dir / "kubeconfig.yaml")
+        stop = asyncio.Event()
+        try:
+            manager = ControllerManager(client)
+            await manager.run(stop)
+        finally:
+            stop.set()
+            await client.close()
+
+    async def _bootstrap(self, api: ApiServer) -> None:
+        kind = api.registry.lookup("", "v1", "namespaces")
+        assert kind is not None
+        ctx = WriteContext(user="system:apiserver", field_manager="shoal-apiserver")
+        for name in BOOTSTRAP_NAMESPACES:
+            try:
+                await api.handlers.writer.create(kind, "", {"metadata": {"name": name}}, ctx)
+            except errors.ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+
+
+class _Stopped(Exception):
+    """The HTTP server returned (signal or should_exit): stop the other components."""

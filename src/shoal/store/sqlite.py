@@ -1,0 +1,270 @@
+"""The SQLite store backend: one database file, an append-only log, in-process watch fan-out.
+
+The SQL (schema, revisions, compaction rules) lives in :mod:`shoal.store.sqlite_log`; this
+module adds the asyncio side.  It implements :class:`shoal.store.interface.Store`.
+
+Threading
+---------
+One connection, owned by one worker thread (a single-thread executor).  Every store call is
+one job on that thread, so jobs run one at a time in submission order and the event loop never
+blocks on SQLite.  Measured on the 2-core dev machine: a create costs ~0.07 ms inline and
+~0.2 ms through the thread, a get ~0.01 ms vs ~0.1 ms; but a list of 10,000 keys of 1 KiB
+takes ~65 ms, which inline would stall every other request for that long, while through the
+thread the loop's longest stall was ~6 ms (the GIL while result objects are built).  The
+~0.1 ms hop buys a responsive loop, and a WAL checkpoint or a compaction batch never blocks it.
+
+Durability
+----------
+WAL journal with ``synchronous=NORMAL``: a write is in the WAL file (the OS page cache) when
+its call returns, so it survives ``kill -9`` of this process (tested); an OS crash or power
+loss may lose the last commits (fsync happens at checkpoints only).
+
+Watch
+-----
+This process is the only writer of the file (an exclusive ``flock`` on ``<file>.lock``, taken
+in ``start``, makes a second process fail with :class:`StoreUnavailableError`), so watchers
+are fed in-process.  The worker
+thread publishes each committed write with ``call_soon_threadsafe`` right after the commit,
+in revision order, even if the awaiting caller was cancelled.  A watcher subscribes first,
+then replays log rows with ``revision < id <= snapshot`` in pages, then follows its queue,
+dropping events it already replayed, so it sees every event exactly once and in order.
+Each watcher has a bounded queue (``watch_queue_size``); when it overflows, the watcher ends
+with :class:`WatchExpiredError` and the client re-lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Concatenate, ParamSpec, TypeVar
+
+from shoal.store import sqlite_log
+from shoal.store.interface import (
+    CompactedError,
+    Event,
+    FutureRevisionError,
+    KeyValue,
+    ListResult,
+    StoreError,
+    StoreUnavailableError,
+    WatchExpiredError,
+)
+
+if TYPE_CHECKING:
+    from shoal.store.interface import Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Log rows read per replay query while a watcher catches up.
+REPLAY_PAGE = 500
+
+
+class _Watcher:
+    """One subscriber: a prefix, a bounded queue, and the error that ends it (if any)."""
+
+    __slots__ = ("error", "prefix", "queue")
+
+    def __init__(self, prefix: str, size: int) -> None:
+        self.prefix = prefix
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(size)
+        self.error: StoreError | None = None
+
+
+class SqliteStore:
+    """A :class:`Store` on one SQLite file (created if missing)."""
+
+    def __init__(self, path: Path, *, watch_queue_size: int = 1000) -> None:
+        self.path = path
+        self._queue_size = watch_queue_size
+        self._conn: sqlite3.Connection | None = None
+        self._lock: BinaryIO | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: set[_Watcher] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            raise StoreError("sqlite store already started")
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shoal-sqlite")
+        try:
+            await self._loop.run_in_executor(self._executor, self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Watchers are fed in-process, so a second writer would go unseen: refuse it.
+        lock = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            lock.close()
+            raise StoreUnavailableError(f"{self.path} is in use by another process") from err
+        try:
+            self._conn = sqlite_log.connect(str(self.path))
+        except sqlite3.Error as err:
+            lock.close()
+            raise StoreUnavailableError(f"cannot open {self.path}: {err}") from err
+        self._lock = lock
+
+    async def close(self) -> None:
+        executor, loop = self._executor, self._loop
+        if executor is None or loop is None:
+            return
+        self._executor = None
+        for w in list(self._watchers):
+            self._end(w, StoreUnavailableError("store closed"))
+        await loop.run_in_executor(executor, self._close_conn)
+        executor.shutdown(wait=False)
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _run(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(conn, *args)`` on the worker thread."""
+        if self._executor is None or self._loop is None:
+            raise StoreUnavailableError("sqlite store is not started")
+        return await self._loop.run_in_executor(self._executor, lambda: self._call(fn, *args, **kwargs))
+
+    def _call(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        if self._conn is None:
+            raise StoreUnavailableError("sqlite store is closed")
+        try:
+            return fn(self._conn, *args, **kwargs)
+        except sqlite3.OperationalError as err:
+            raise StoreUnavailableError(f"{self.path}: {err}") from err
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: {err}") from err
+
+    async def _write(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], tuple[KeyValue, Event]],
+        *args: P.args, **kwargs: P.kwargs,
+    ) -> KeyValue:
+        """Run a write on the worker thread and publish its event from there, in commit order."""
+
+        def job(conn: sqlite3.Connection) -> KeyValue:
+            kv, event = fn(conn, *args, **kwargs)
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._publish, event)
+            return kv
+
+        return await self._run(job)
+
+    def _publish(self, event: Event) -> None:
+        for w in list(self._watchers):
+            if not event.key.startswith(w.prefix):
+                continue
+            try:
+                w.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._end(w, WatchExpiredError(f"watch on {w.prefix!r} fell behind and was dropped"))
+
+    def _end(self, w: _Watcher, error: StoreError) -> None:
+        self._watchers.discard(w)
+        if w.error is None:
+            w.error = error
+        # Wake a consumer blocked on an empty queue; a full queue means it is not blocked and
+        # it sees w.error before its next event.
+        with contextlib.suppress(asyncio.QueueFull):
+            w.queue.put_nowait(None)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def current_revision(self) -> int:
+        return await self._run(sqlite_log.current_revision)
+
+    async def compacted_revision(self) -> int:
+        return await self._run(sqlite_log.compacted_revision)
+
+    async def get(self, key: str) -> KeyValue | None:
+        return await self._run(sqlite_log.get, key)
+
+    async def list(
+        self, prefix: str, *, revision: int = 0, limit: int = 0, start_after: str | None = None
+    ) -> ListResult:
+        return await self._run(sqlite_log.list_range, prefix, revision, limit, start_after)
+
+    async def count(self, prefix: str) -> int:
+        return await self._run(sqlite_log.count, prefix)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def create(self, key: str, value: bytes) -> KeyValue:
+        return await self._write(sqlite_log.create, key, value)
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
+        return await self._write(sqlite_log.update, key, value, expected_revision)
+
+    async def delete(self, key: str, expected_revision: int | None = None) -> KeyValue:
+        return await self._write(sqlite_log.delete, key, expected_revision)
+
+    async def compact(self, revision: int) -> None:
+        old = await self._run(sqlite_log.start_compaction, revision)
+        if revision <= old:
+            return
+        lo = max(await self._run(sqlite_log.oldest_revision), 1)
+        for start in range(lo, revision, sqlite_log.COMPACT_BATCH):
+            end = min(start + sqlite_log.COMPACT_BATCH, revision)
+            await self._run(sqlite_log.compact_batch, revision, start, end)
+
+    # -- watch -------------------------------------------------------------------------------
+
+    async def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
+        w = _Watcher(prefix, self._queue_size)
+        self._watchers.add(w)  # subscribe before reading the log: no write falls in between
+        try:
+            current, compacted = await self._run(sqlite_log.revisions)
+            if revision > current:
+                raise FutureRevisionError(revision, current)
+            if 0 < revision < compacted:
+                raise CompactedError(revision, compacted)
+            last = revision if revision > 0 else current
+            while last < current:
+                page: Sequence[Event] = await self._run(
+                    sqlite_log.history, prefix, last, current, REPLAY_PAGE
+                )
+                for event in page:
+                    if w.error is not None:
+                        raise w.error
+                    yield event
+                    last = event.revision
+                if len(page) < REPLAY_PAGE:
+                    last = current
+            while True:
+                if w.error is not None:
+                    raise w.error
+                queued = await w.queue.get()
+                if w.error is not None:
+                    raise w.error
+                if queued is None or queued.revision <= last:
+                    continue
+                last = queued.revision
+                yield queued
+        finally:
+            self._watchers.discard(w)
+
+
+if TYPE_CHECKING:
+    _check: Store = SqliteStore(Path())

@@ -1,0 +1,30 @@
+"""Shared fixtures: a real ``shoal server`` process and an API client connected to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from tests.support.server import ShoalProcess
+
+from shoal.client.rest import ApiClient
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
+    """One server for the tests that only need *a* live API (each works in its own namespace)."""
+    server = ShoalProcess(tmp_path_factory.mktemp("shared") / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def api_client(shared_server: ShoalProcess) -> AsyncIterator[ApiClient]:
+    client = ApiClient.from_kubeconfig(shared_server.kubeconfig)
+    try:
+        yield client
+    finally:
+        await client.close()

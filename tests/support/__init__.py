@@ -1,0 +1,1 @@
+"""Helpers shared by the test tiers (real external programs, no mocks)."""
