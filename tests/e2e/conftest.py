@@ -5,6 +5,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.etcd import start_etcd
 from tests.support.server import ShoalProcess
 
 
@@ -14,12 +16,22 @@ def _require_kubectl() -> None:
         pytest.fail("kubectl is required for the end-to-end tests (not skipping)")
 
 
-@pytest.fixture(scope="module")
-def shoal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
-    base: Path = tmp_path_factory.mktemp("shoal")
-    server = ShoalProcess(base / "data")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture(scope="module", params=["sqlite", "etcd"])
+def shoal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
+    """A real server per test module, once on embedded SQLite and once on a real etcd."""
+    base: Path = tmp_path_factory.mktemp(f"shoal-{request.param}")
+    if request.param == "sqlite":
+        server = ShoalProcess(base / "data")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    with start_etcd(base) as etcd:
+        server = ShoalProcess(base / "data", datastore=etcd.url)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

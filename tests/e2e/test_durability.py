@@ -38,3 +38,24 @@ def test_restart_keeps_objects_and_kill9_loses_no_acknowledged_write(tmp_path: P
     raw = b"".join(p.read_bytes() for p in stored)
     assert b"cm29" in raw, f"the store's files were not found among {stored}"
     assert b"hunter2-xyzzy" not in raw and b"aHVudGVyMi14eXp6eQ" not in raw
+
+
+def test_secret_values_are_not_in_etcd_in_clear(tmp_path: Path) -> None:
+    from tests.support.etcd import start_etcd
+
+    with start_etcd(tmp_path) as etcd:
+        server = ShoalProcess(tmp_path / "data", datastore=etcd.url)
+        server.start()
+        try:
+            server.kubectl("create", "secret", "generic", "s", "--from-literal=pw=hunter2-plugh")
+            got = json.loads(server.kubectl("get", "secret", "s", "-o", "json").stdout)
+            assert got["data"]["pw"] == "aHVudGVyMi1wbHVnaA=="
+            server.kill9()
+            server.start()  # acknowledged writes on etcd survive a server crash as well
+            server.kubectl("get", "secret", "s")
+        finally:
+            server.stop()
+        etcd.stop()
+        raw = b"".join(p.read_bytes() for p in etcd.data_dir.rglob("*") if p.is_file())
+    assert b"/registry/secrets/default/s" in raw, "the etcd data files were not found"
+    assert b"hunter2-plugh" not in raw and b"aHVudGVyMi1wbHVnaA" not in raw

@@ -8,6 +8,7 @@ PID, SIGTERM then SIGKILL) even when the test fails.  ``kubectl(...)`` runs the 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -15,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,12 +72,15 @@ class ShoalProcess:
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"shoal server exited with {self.proc.returncode}:\n{self.log()}")
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=1)
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", context=context, timeout=1) as resp:
-                    if resp.status == 200 and self.kubeconfig.exists():
-                        return time.perf_counter() - began
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200 and self.kubeconfig.exists():
+                    return time.perf_counter() - began
             except OSError:
                 pass
+            finally:
+                conn.close()
             time.sleep(0.01)
         self.stop()
         raise TimeoutError(f"shoal server not ready after {timeout}s:\n{self.log()}")

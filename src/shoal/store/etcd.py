@@ -26,7 +26,7 @@ Mapping
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from shoal.store import etcd_watch
@@ -236,7 +236,7 @@ class EtcdStore:
             {"key": key, "range_end": range_end, "count_only": True, "revision": str(revision)}, revision
         )
 
-    def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, revision: int) -> AsyncGenerator[Event, None]:
         return etcd_watch.watch(self._gw, self.check_revision, prefix, revision)
 
 

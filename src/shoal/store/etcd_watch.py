@@ -22,7 +22,7 @@ Invariants
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx
 import orjson
@@ -74,7 +74,7 @@ async def watch(
     check_revision: Callable[[str, int], Awaitable[None]],
     prefix: str,
     revision: int,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Events under ``prefix`` with revision > ``revision``; see the module docstring."""
     if revision > 0:
         await check_revision(prefix, revision)

@@ -31,7 +31,7 @@ Contract and invariants
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -156,7 +156,7 @@ class Store(Protocol):
         """Delete the key; returns the deleted value with ``mod_revision`` = the delete revision."""
         ...
 
-    def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, revision: int) -> AsyncGenerator[Event, None]:
         """Events on keys under ``prefix`` with revision > ``revision`` (0 = from now on)."""
         ...
 

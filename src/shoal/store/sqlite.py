@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import fcntl
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Concatenate, ParamSpec, TypeVar
@@ -231,7 +231,7 @@ class SqliteStore:
 
     # -- watch -------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
+    async def watch(self, prefix: str, revision: int) -> AsyncGenerator[Event, None]:
         w = _Watcher(prefix, self._queue_size)
         self._watchers.add(w)  # subscribe before reading the log: no write falls in between
         try:
