@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import statistics
 import subprocess
 import sys
@@ -31,10 +32,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shoal.store import open_store
 from tests.support.etcd import start_etcd
 from tests.support.server import ShoalProcess
-
-from shoal.store import open_store
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -65,7 +65,8 @@ async def api_latency(server: ShoalProcess, count: int) -> dict[str, list[float]
     base = f"{server.url}/api/v1/namespaces/default/configmaps"
     headers = {"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"}
     samples: dict[str, list[float]] = {"create": [], "get": [], "list": []}
-    async with httpx.AsyncClient(verify=str(server.ca_file), headers=headers, timeout=30) as client:
+    tls = ssl.create_default_context(cafile=str(server.ca_file))
+    async with httpx.AsyncClient(verify=tls, headers=headers, timeout=30) as client:
         for index in range(count):
             body = orjson.dumps(configmap(index))
             samples["create"].append(await timed(lambda body=body: _expect(client.post(base, content=body), 201)))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from tests.support.server import ShoalProcess
 
 from shoal.client.rest import ApiClient
+from tests.support.server import ShoalProcess
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,7 @@ from shoal.security.kubeconfig import write_kubeconfig
 from shoal.security.pki import ensure_pki
 from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
 from shoal.store import open_store
+from shoal.store.compactor import DEFAULT_INTERVAL, run_compactor
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class ServerConfig:
     port: int = 6443
     datastore: str = "sqlite"
     disable: frozenset[str] = frozenset()
+    #: Seconds of store history kept for watches and paginated lists (Kubernetes: 300).
+    compact_interval: float = DEFAULT_INTERVAL
 
     @property
     def url(self) -> str:
@@ -110,6 +113,7 @@ class Server:
             log.warning("shoal server ready on %s in %.0f ms (kubeconfig: %s)", cfg.url,
                         (time.perf_counter() - began) * 1000, cfg.data_dir / "kubeconfig.yaml")
             async with asyncio.TaskGroup() as group:
+                group.create_task(run_compactor(storage.store, cfg.compact_interval), name="compactor")
                 if "controllers" not in cfg.disable:
                     group.create_task(self._controllers(http), name="controllers")
                 await serving

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.support.etcd import start_etcd
 from tests.support.server import ShoalProcess
 

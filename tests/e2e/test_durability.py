@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.support.server import ShoalProcess
 
 pytestmark = pytest.mark.e2e

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.support.server import ShoalProcess
 
 pytestmark = pytest.mark.e2e

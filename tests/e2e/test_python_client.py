@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
+
 from tests.support.server import ShoalProcess
 
 pytestmark = pytest.mark.e2e

@@ -33,6 +33,7 @@ class ShoalProcess:
     data_dir: Path
     datastore: str = "sqlite"
     disable: str = ""
+    extra_args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -62,6 +63,7 @@ class ShoalProcess:
                 "--port", str(self.port), "--datastore", self.datastore]
         if self.disable:
             args += ["--disable", self.disable]
+        args += list(self.extra_args)
         began = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -31,6 +31,8 @@ def server(
     datastore: Annotated[str, typer.Option(help="sqlite, or etcd://HOST:PORT[,HOST:PORT...]")] = "sqlite",
     disable: Annotated[str, typer.Option(help="Comma-separated components not to run: "
                                               "agent,proxy,controllers,scheduler")] = "",
+    compact_interval: Annotated[float, typer.Option(
+        help="Seconds of history kept for watches and paginated lists before compaction.")] = 300.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
     """Run the all-in-one Shoal server (API, store, controllers) on this machine."""
@@ -43,7 +45,7 @@ def server(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(data_dir=data_dir or default_data_dir(), bind=bind, port=port,
-                          datastore=datastore, disable=disabled)
+                          datastore=datastore, disable=disabled, compact_interval=compact_interval)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
         asyncio.run(Server(config).run())
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from tests.integration.controllers.helpers import configmap, deleted, eventually, gone, owner_ref, running
 
 from shoal.client.resources import CONFIGMAPS, SECRETS
 from shoal.client.rest import MERGE_PATCH, ApiClient
+from tests.integration.controllers.helpers import configmap, deleted, eventually, gone, owner_ref, running
 
 pytestmark = pytest.mark.e2e
 

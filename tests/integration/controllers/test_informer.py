@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from tests.integration.controllers.helpers import configmap, eventually
 
 from shoal.client import errors
 from shoal.client.informer import EventHandler, Informer, object_key
 from shoal.client.resources import CONFIGMAPS
 from shoal.client.rest import JSON_PATCH, MERGE_PATCH, ApiClient
+from tests.integration.controllers.helpers import configmap, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.integration.controllers.helpers import configmap, deleted, eventually, gone, running
 
 from shoal.client.resources import CONFIGMAPS, NAMESPACES, SECRETS, SERVICEACCOUNTS
 from shoal.client.rest import MERGE_PATCH, ApiClient
+from tests.integration.controllers.helpers import configmap, deleted, eventually, gone, running
 
 pytestmark = pytest.mark.e2e
 

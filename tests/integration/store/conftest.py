@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.etcd import EtcdProcess, start_etcd
 
 from shoal.store import EtcdStore, SqliteStore, Store
+from tests.support.etcd import EtcdProcess, start_etcd
 
 StoreFactory = Callable[[], Store]
 

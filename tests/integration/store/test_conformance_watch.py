@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.support.store import take, watching
 
 from shoal.store import CompactedError, Event, EventType, FutureRevisionError, Store
+from tests.support.store import take, watching
 
 SVC = "/registry/services/default/"
 SA = "/registry/serviceaccounts/default/"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from shoal.store import EtcdStore, EventType, StoreUnavailableError
 from tests.support.etcd import EtcdProcess, free_port, start_etcd
 from tests.support.store import take, watching
 from tests.support.tcp_proxy import TcpProxy
-
-from shoal.store import EtcdStore, EventType, StoreUnavailableError
 
 pytestmark = pytest.mark.integration
 

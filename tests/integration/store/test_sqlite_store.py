@@ -11,10 +11,10 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
-from tests.support.store import take, watching
 
 from shoal.store import SqliteStore, StoreUnavailableError, WatchExpiredError, open_store
 from shoal.store.sqlite import REPLAY_PAGE
+from tests.support.store import take, watching
 
 KEY = "/registry/configmaps/default/"
 
