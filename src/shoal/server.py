@@ -38,6 +38,7 @@ from shoal.security.pki import ensure_pki
 from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
 from shoal.store import open_store
 from shoal.store.compactor import DEFAULT_INTERVAL, run_compactor
+from shoal.store.interface import Store
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Server:
         finally:
             await store.close()
 
-    async def _serve(self, store: object, began: float) -> None:
+    async def _serve(self, store: Store, began: float) -> None:
         cfg = self.config
         box = SecretBox.load_or_create(cfg.data_dir)
         ips = [cfg.bind] if cfg.bind not in ("0.0.0.0", "::") else []
@@ -91,7 +92,7 @@ class Server:
         token = ensure_admin_token(cfg.data_dir)
         authenticator = TokenAuthenticator(cfg.data_dir / "tokens")
         registry = build_registry()
-        storage = ObjectStorage(store, box)  # type: ignore[arg-type]
+        storage = ObjectStorage(store, box)
         api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}")
         uv_config = uvicorn.Config(
             api, host=cfg.bind, port=cfg.port, ssl_certfile=str(pki.server_cert_path),

@@ -98,8 +98,8 @@ class Deleter:
             new = copy.deepcopy(obj)
             self._mark(kind, new, policy, grace, ctx)
             if ctx.dry_run:
-                return new, not self._pending(kind, new)
-            if self._immediate(kind, new):
+                return new, self._done(kind, new)
+            if self._done(kind, new):
                 try:
                     removed = await self.storage.remove(kind, obj)
                 except errors.ApiError as exc:
@@ -144,9 +144,3 @@ class Deleter:
             meta["deletionGracePeriodSeconds"] = 0
         if kind.plural == "namespaces":
             obj.setdefault("status", {})["phase"] = "Terminating"
-
-    def _pending(self, kind: ResourceKind, obj: Obj) -> bool:
-        return not self._done(kind, obj)
-
-    def _immediate(self, kind: ResourceKind, obj: Obj) -> bool:
-        return self._done(kind, obj)

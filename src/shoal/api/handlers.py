@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shoal.api import errors, selectors, tables
+from shoal.api import errors, fieldselectors, selectors, tables
 from shoal.api.bodies import decode_body, decode_json, json_response, media_type, wants_table
 from shoal.api.deletion import Deleter
 from shoal.api.patch import apply_patch
@@ -280,7 +280,7 @@ class ResourceHandlers:
 def selectors_filter(kind: ResourceKind, label_selector: str, field_selector: str) -> tables.Filter | None:
     """A predicate for list/watch, or None when neither selector is given."""
     labels = selectors.parse_label_selector(label_selector) if label_selector else None
-    fields = selectors.parse_field_selector(field_selector) if field_selector else None
+    fields = fieldselectors.parse_field_selector(field_selector) if field_selector else None
     if fields is not None:
         fields.check_supported({"metadata.name", "metadata.namespace", *kind.fields({})})
     if labels is None and fields is None:

@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 
 from shoal.api.errors import ApiError
+from shoal.api.fieldselectors import FieldRequirement, parse_field_selector
 from shoal.api.selectors import (
-    FieldRequirement,
     LabelSelector,
     Op,
     Requirement,
     format_label_selector,
     label_selector_from_spec,
-    parse_field_selector,
     parse_label_selector,
     selector_from_set,
     selector_to_string,
