@@ -194,6 +194,13 @@ def test_bad_manifests_are_refused_and_nothing_stored(shoal: ShoalProcess) -> No
     result = shoal.kubectl("apply", "--validate=strict", "-f", "-", input=json.dumps(unknown), check=False)
     assert result.returncode != 0 and 'unknown field "spec.replicaz"' in result.stderr
     assert shoal.kubectl("get", "deploy", "bad", check=False).returncode != 0
+    # --validate=warn: a warning, the object is stored without the unknown field
+    warned = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "warned"}, "data": {"a": "1"},
+              "bogus": 1}
+    result = shoal.kubectl("create", "--validate=warn", "-f", "-", input=json.dumps(warned))
+    assert 'Warning: unknown field "bogus"' in result.stderr
+    stored = json.loads(shoal.kubectl("get", "cm", "warned", "-o", "json").stdout)
+    assert "bogus" not in stored and stored["data"] == {"a": "1"}
 
 
 def test_server_side_apply(shoal: ShoalProcess) -> None:

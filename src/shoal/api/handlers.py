@@ -60,6 +60,12 @@ def parse_target(registry: Registry, group: str, version: str, rest: list[str]) 
     return Target(kind, "", rest[1] if len(rest) > 1 else "", sub)
 
 
+def _warning(text: str) -> str:
+    """One RFC 7234 warning value, as Kubernetes sends them (code 299, agent "-")."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
+
+
 def _bool(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1")
 
@@ -90,7 +96,7 @@ class ResourceHandlers:
 
     @staticmethod
     def _respond(obj: Any, ctx: WriteContext, status: int = 200) -> Response:
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in ctx.warnings)} if ctx.warnings else None
+        headers = {"Warning": ", ".join(_warning(w) for w in ctx.warnings)} if ctx.warnings else None
         return json_response(obj, status, headers)
 
     # -- dispatch --------------------------------------------------------------------------
