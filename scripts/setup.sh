@@ -13,6 +13,15 @@ if [ "${SHOAL_SETUP_ETCD:-1}" = 1 ]; then
   command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 fi
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if [ "${SHOAL_SETUP_PODMAN:-1}" = 1 ]; then
+  # Containers: podman on runc (crun refuses this machine's cgroup v1 hierarchy), the CNI
+  # plugins for pod networks, and busybox-static for the offline demo image.
+  command -v podman >/dev/null 2>&1 || need_apt+=(podman)
+  command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+  [ -x /usr/bin/busybox ] || need_apt+=(busybox-static)
+  [ -d /usr/lib/cni ] || need_apt+=(containernetworking-plugins)
+  command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing system packages ${need_apt[*]} and not root to install them" >&2
