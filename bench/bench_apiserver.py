@@ -133,7 +133,7 @@ def report(label: str, api: dict[str, list[float]], raw: dict[str, list[float]])
 
 def cold_starts(base: Path, starts: int) -> tuple[list[float], float, float]:
     times = []
-    server = ShoalProcess(base / "start-data", disable="controllers")
+    server = ShoalProcess(base / "start-data", disable="controllers,agent,scheduler")
     idle_rss = 0.0
     for attempt in range(starts):
         times.append(server.start())
@@ -167,7 +167,7 @@ def main() -> None:
                  "|---|---|---|---|---|---|---|"]
         for backend in ("sqlite", "etcd"):
             if backend == "sqlite":
-                server = ShoalProcess(base / "sqlite-data", disable="controllers")
+                server = ShoalProcess(base / "sqlite-data", disable="controllers,agent,scheduler")
                 server.start()
                 try:
                     api = asyncio.run(api_latency(server, args.objects))
@@ -178,7 +178,8 @@ def main() -> None:
                 raw = asyncio.run(store_latency("sqlite", base / "raw-sqlite", args.objects))
             else:
                 with start_etcd(base / "etcd-api") as etcd:
-                    server = ShoalProcess(base / "etcd-data", datastore=etcd.url, disable="controllers")
+                    server = ShoalProcess(base / "etcd-data", datastore=etcd.url,
+                                          disable="controllers,agent,scheduler")
                     server.start()
                     try:
                         api = asyncio.run(api_latency(server, args.objects))

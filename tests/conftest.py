@@ -7,24 +7,17 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shoal.client.rest import ApiClient
-from tests.support.server import ShoalProcess
+from tests.support.server import ShoalProcess, connected
 
 
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     """One server for the tests that only need *a* live API (each works in its own namespace)."""
-    server = ShoalProcess(tmp_path_factory.mktemp("shared") / "data")
-    server.start()
-    try:
+    with ShoalProcess(tmp_path_factory.mktemp("shared") / "data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 async def api_client(shared_server: ShoalProcess) -> AsyncIterator[ApiClient]:
-    client = ApiClient.from_kubeconfig(shared_server.kubeconfig)
-    try:
+    async with connected(shared_server) as client:
         yield client
-    finally:
-        await client.close()

@@ -7,8 +7,10 @@ Start-up order, each step gated on the one before (STYLE.md §5, the k3s orderin
 3. the HTTPS API server (uvicorn) on ``bind:port``; the kinds' registry, discovery, OpenAPI;
 4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease);
 5. ``DIR/kubeconfig.yaml`` with the admin credential, then ``/readyz`` turns 200;
-6. the controllers (unless ``--disable controllers``), talking to the API over HTTPS like any
-   other client.
+6. the components of :mod:`shoal.components` (unless disabled with ``--disable``): the
+   controllers and the scheduler (leader-elected), and the node agent with its runtime
+   (podman, else the unsafe process runtime) — each talks to the API over HTTPS like any
+   other client.  The store compactor keeps ``--compact-interval`` seconds of history.
 
 A crash in any component stops the others and the process exits non-zero; SIGINT/SIGTERM
 shut everything down cleanly.
@@ -22,11 +24,15 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import uvicorn
 
+from shoal import components
 from shoal.api import errors
 from shoal.api.app import ApiServer
 from shoal.api.storage import ObjectStorage
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 COMPONENTS = frozenset({"agent", "proxy", "controllers", "scheduler"})
+STOP_GRACE = 5.0
 
 
 def default_data_dir() -> Path:
@@ -61,6 +68,13 @@ class ServerConfig:
     disable: frozenset[str] = frozenset()
     #: Seconds of store history kept for watches and paginated lists (Kubernetes: 300).
     compact_interval: float = DEFAULT_INTERVAL
+    #: The node agent's node name (default: the host name), runtime ("podman" | "process",
+    #: default podman when installed) and kubelet API port (0 = any free port).
+    node_name: str = ""
+    runtime: str = ""
+    kubelet_port: int = 10250
+    #: Pod addresses: each node gets a /24 of this range.
+    cluster_cidr: str = "10.42.0.0/16"
 
     @property
     def url(self) -> str:
@@ -93,13 +107,13 @@ class Server:
         authenticator = TokenAuthenticator(cfg.data_dir / "tokens")
         registry = build_registry()
         storage = ObjectStorage(store, box)
-        api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}")
+        api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}", data_dir=cfg.data_dir)
         uv_config = uvicorn.Config(
             api, host=cfg.bind, port=cfg.port, ssl_certfile=str(pki.server_cert_path),
             ssl_keyfile=str(pki.server_key_path), lifespan="off", log_level="warning",
             timeout_graceful_shutdown=2, access_log=False,
         )
-        http = uvicorn.Server(uv_config)
+        http = _HttpServer(uv_config)
         serving = asyncio.create_task(http.serve(), name="api-server")
         try:
             while not http.started:
@@ -114,10 +128,21 @@ class Server:
             log.warning("shoal server ready on %s in %.0f ms (kubeconfig: %s)", cfg.url,
                         (time.perf_counter() - began) * 1000, cfg.data_dir / "kubeconfig.yaml")
             async with asyncio.TaskGroup() as group:
+                stop = asyncio.Event()
                 group.create_task(run_compactor(storage.store, cfg.compact_interval), name="compactor")
-                if "controllers" not in cfg.disable:
-                    group.create_task(self._controllers(http), name="controllers")
-                await serving
+                tasks = [group.create_task(component, name=name)
+                         for name, component in self._components(stop, pki.ca_pem)]
+                # On SIGINT/SIGTERM stop the components first (they release their leases through
+                # the API), then the HTTP server; anything still running after the grace is cancelled.
+                requested = asyncio.create_task(http.exit_requested.wait())
+                await asyncio.wait([serving, requested], return_when=asyncio.FIRST_COMPLETED)
+                requested.cancel()
+                stop.set()
+                if tasks:
+                    _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+                    for task in late:
+                        log.warning("component %s did not stop within %.0fs; cancelling it",
+                                    task.get_name(), STOP_GRACE)
                 raise _Stopped()
         except* _Stopped:
             pass
@@ -127,18 +152,21 @@ class Server:
                 with contextlib.suppress(asyncio.CancelledError):
                     await serving
 
-    async def _controllers(self, http: uvicorn.Server) -> None:
-        from shoal.client.rest import ApiClient
-        from shoal.controllers.manager import ControllerManager
-
-        client = ApiClient.from_kubeconfig(self.config.data_dir / "kubeconfig.yaml")
-        stop = asyncio.Event()
-        try:
-            manager = ControllerManager(client)
-            await manager.run(stop)
-        finally:
-            stop.set()
-            await client.close()
+    def _components(self, stop: asyncio.Event, ca_pem: bytes) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        cfg = self.config
+        kubeconfig = cfg.data_dir / "kubeconfig.yaml"
+        wanted: list[tuple[str, Coroutine[Any, Any, None]]] = []
+        if "controllers" not in cfg.disable:
+            wanted.append(("controllers", components.run_controllers(kubeconfig, stop, cfg.cluster_cidr)))
+        if "scheduler" not in cfg.disable:
+            wanted.append(("scheduler", components.run_scheduler(kubeconfig, stop)))
+        if "agent" not in cfg.disable:
+            node_ip = cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+            wanted.append(("agent", components.run_node_agent(
+                kubeconfig, stop, node_name=cfg.node_name, data_dir=cfg.data_dir / "agent",
+                runtime=cfg.runtime or components.default_runtime(), node_ip=node_ip,
+                kubelet_port=cfg.kubelet_port, ca_pem=ca_pem)))
+        return wanted
 
     async def _bootstrap(self, api: ApiServer) -> None:
         kind = api.registry.lookup("", "v1", "namespaces")
@@ -150,6 +178,21 @@ class Server:
             except errors.ApiError as exc:
                 if exc.reason != "AlreadyExists":
                     raise
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn, but the first SIGINT/SIGTERM only asks the server to stop its components first."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.exit_requested = asyncio.Event()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.exit_requested.is_set():
+            super().handle_exit(sig, frame)  # a second signal: stop now
+            return
+        self._captured_signals.append(sig)  # re-raised by uvicorn once serving has ended
+        self.exit_requested.set()
 
 
 class _Stopped(Exception):

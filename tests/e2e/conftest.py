@@ -21,17 +21,8 @@ def shoal(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """A real server per test module, once on embedded SQLite and once on a real etcd."""
     base: Path = tmp_path_factory.mktemp(f"shoal-{request.param}")
     if request.param == "sqlite":
-        server = ShoalProcess(base / "data")
-        server.start()
-        try:
+        with ShoalProcess(base / "data") as server:
             yield server
-        finally:
-            server.stop()
         return
-    with start_etcd(base) as etcd:
-        server = ShoalProcess(base / "data", datastore=etcd.url)
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with start_etcd(base) as etcd, ShoalProcess(base / "data", datastore=etcd.url) as server:
+        yield server

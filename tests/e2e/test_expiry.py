@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def compacting(tmp_path: Path) -> Iterator[ShoalProcess]:
-    server = ShoalProcess(tmp_path / "data", disable="controllers", extra_args=("--compact-interval", "0.5"))
+    server = ShoalProcess(tmp_path / "data", disable="controllers,agent,scheduler",
+                          extra_args=("--compact-interval", "0.5"))
     server.start()
     try:
         yield server

@@ -8,6 +8,7 @@ PID, SIGTERM then SIGKILL) even when the test fails.  ``kubectl(...)`` runs the 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -16,10 +17,26 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from shoal.client.rest import ApiClient
+
+#: Every component off but the API: for tests that drive the API themselves.
+QUIET = "agent,proxy,controllers,scheduler"
+
+
+@contextlib.asynccontextmanager
+async def connected(server: ShoalProcess) -> AsyncIterator[ApiClient]:
+    """An :class:`ApiClient` on ``server`` with its admin kubeconfig, closed afterwards."""
+    client = ApiClient.from_kubeconfig(server.kubeconfig)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def free_port() -> int:
@@ -32,7 +49,8 @@ def free_port() -> int:
 class ShoalProcess:
     data_dir: Path
     datastore: str = "sqlite"
-    disable: str = ""
+    #: Components not to run; the node agent is off unless a test asks for real containers.
+    disable: str = "agent"
     extra_args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -55,11 +73,15 @@ class ShoalProcess:
     def ca_file(self) -> Path:
         return self.data_dir / "tls" / "ca.crt"
 
+    @staticmethod
+    def shoal_command() -> list[str]:
+        return [sys.executable, "-m", "shoal"]
+
     def start(self, timeout: float = 20.0) -> float:
         """Start the server; returns seconds until /readyz answered 200."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        args = [sys.executable, "-m", "shoal", "server", "--data-dir", str(self.data_dir),
+        args = [*self.shoal_command(), "server", "--data-dir", str(self.data_dir),
                 "--port", str(self.port), "--datastore", self.datastore]
         if self.disable:
             args += ["--disable", self.disable]
@@ -99,6 +121,13 @@ class ShoalProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    def __enter__(self) -> ShoalProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def kill9(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

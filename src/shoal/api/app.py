@@ -3,7 +3,9 @@
 Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` (public); everything else needs a
 valid bearer token (401 Unauthorized otherwise): discovery (``/api``, ``/apis``, group and
 group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version documents),
-``/metrics`` and the resource paths handled by :mod:`shoal.api.handlers`.  Every
+``/metrics``, the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
+``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
+:mod:`shoal.api.podproxy`; WebSocket upgrades need the same bearer token.  Every
 :class:`~shoal.api.errors.ApiError` becomes a Kubernetes Status; any other exception is
 logged with its traceback and answered as a 500 InternalError Status.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,10 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shoal.api import errors
+from shoal.api import errors, podproxy, websocket
 from shoal.api.bodies import json_response
 from shoal.api.discovery import AGGREGATED, Discovery, wants_aggregated
 from shoal.api.handlers import ResourceHandlers, parse_target
@@ -47,7 +50,7 @@ class AuthMiddleware:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+        if scope["type"] in ("http", "websocket") and scope["path"] not in PUBLIC_PATHS:
             header = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
@@ -55,8 +58,7 @@ class AuthMiddleware:
                     break
             user = self.authenticator.authenticate(header)
             if user is None:
-                response = json_response(errors.unauthorized().to_status(), 401)
-                await response(scope, receive, send)
+                await websocket.deny(scope, receive, send, errors.unauthorized())
                 return
             scope["shoal.user"] = user.name
         await self.app(scope, receive, send)
@@ -64,10 +66,12 @@ class AuthMiddleware:
 
 class ApiServer:
     def __init__(self, storage: ObjectStorage, registry: Registry, authenticator: TokenAuthenticator,
-                 server_address: str) -> None:
+                 server_address: str, data_dir: Path | None = None) -> None:
         self.storage = storage
         self.registry = registry
         self.handlers = ResourceHandlers(storage, registry)
+        self.pod_proxy = podproxy.PodProxy(
+            storage, registry, podproxy.ensure_agent_client_cert(data_dir) if data_dir is not None else None)
         self.discovery = Discovery(registry, server_address)
         self.openapi = build_openapi_v3([
             ResourceInfo(k.group, k.version, k.kind, k.plural, k.namespaced, k.subresources)
@@ -83,6 +87,7 @@ class ApiServer:
             Route("/openapi/v3", self.openapi_index), Route("/openapi/v3/{path:path}", self.openapi_doc),
             Route("/api/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/apis/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.pod_proxy.exec_websocket),
         ]
         self.app = AuthMiddleware(Starlette(routes=routes), authenticator)
 
@@ -159,4 +164,6 @@ class ApiServer:
                 raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
             return json_response(resource_list)
         target = parse_target(self.registry, group, version, rest)
+        if target.kind is self.pod_proxy.pods and target.subresource in podproxy.SUBRESOURCES:
+            return await self.pod_proxy.handle(request, target)
         return await self.handlers.handle(request, target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -33,21 +34,79 @@ def server(
                                               "agent,proxy,controllers,scheduler")] = "",
     compact_interval: Annotated[float, typer.Option(
         help="Seconds of history kept for watches and paginated lists before compaction.")] = 300.0,
+    node_name: Annotated[str, typer.Option(help="This machine's node name (default: host name).")] = "",
+    runtime: Annotated[str, typer.Option(help="Container runtime: podman (default when installed) or "
+                                              "process (UNSAFE: no isolation).")] = "",
+    kubelet_port: Annotated[int, typer.Option(help="The node agent's API port (logs, exec); 0 = any.")] = 10250,
+    cluster_cidr: Annotated[str, typer.Option(help="Pod address range; each node gets a /24.")] = "10.42.0.0/16",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
-    """Run the all-in-one Shoal server (API, store, controllers) on this machine."""
+    """Run the all-in-one Shoal server (API, store, controllers, scheduler, node agent)."""
     disabled = frozenset(part.strip() for part in disable.split(",") if part.strip())
     unknown = disabled - COMPONENTS
     if unknown:
         raise typer.BadParameter(f"unknown components: {', '.join(sorted(unknown))}", param_hint="--disable")
+    if runtime not in ("", "podman", "process"):
+        raise typer.BadParameter("must be podman or process", param_hint="--runtime")
     if datastore != "sqlite" and not datastore.startswith("etcd://"):
         raise typer.BadParameter("must be sqlite or etcd://HOST:PORT[,HOST:PORT]", param_hint="--datastore")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(data_dir=data_dir or default_data_dir(), bind=bind, port=port,
-                          datastore=datastore, disable=disabled, compact_interval=compact_interval)
+                          datastore=datastore, disable=disabled, compact_interval=compact_interval,
+                          node_name=node_name, runtime=runtime, kubelet_port=kubelet_port,
+                          cluster_cidr=cluster_cidr)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
         asyncio.run(Server(config).run())
+
+
+@app.command()
+def agent(
+    server: Annotated[str, typer.Option(help="The API server URL, e.g. https://10.0.0.1:6443.")],
+    token: Annotated[str, typer.Option(help="A bearer token for the API server.")],
+    ca_file: Annotated[Path | None, typer.Option(help="The cluster CA certificate (DATA/tls/ca.crt).")] = None,
+    insecure_skip_tls_verify: Annotated[bool, typer.Option(
+        help="Do not verify the API server's certificate (unsafe; for trying things out).")] = False,
+    node_name: Annotated[str, typer.Option(help="Node name (default: host name).")] = "",
+    data_dir: Annotated[Path, typer.Option(help="The agent's state directory.")] = Path("/var/lib/shoal-agent"),
+    runtime: Annotated[str, typer.Option(help="podman or process (UNSAFE: no isolation).")] = "",
+    node_ip: Annotated[str, typer.Option(help="The address the API server reaches this node at.")] = "127.0.0.1",
+    kubelet_port: Annotated[int, typer.Option(help="The agent's API port (logs, exec); 0 = any.")] = 10250,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    """Join this machine to a Shoal cluster as a node and run its pods."""
+    import socket
+
+    from shoal.agent.agent import run_agent
+    from shoal.components import default_runtime
+
+    if ca_file is None and not insecure_skip_tls_verify:
+        raise typer.BadParameter("give the cluster CA (--ca-file) or --insecure-skip-tls-verify",
+                                 param_hint="--ca-file")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ca_pem = ca_file.read_bytes() if ca_file is not None else None
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(node_name=node_name or socket.gethostname(), data_dir=data_dir, stop=stop,
+                        server=server, token=token, ca_file=str(ca_file) if ca_file else None,
+                        insecure=insecure_skip_tls_verify, driver=runtime or default_runtime(),
+                        node_ip=node_ip, kubelet_port=kubelet_port, ca_pem=ca_pem)
+
+    asyncio.run(main_loop())
+
+
+@app.command("demo-image")
+def demo_image() -> None:
+    """Build the offline demo image (busybox web server on port 8080) if missing; print its name."""
+    from shoal.agent.runtime.demo_image import DEMO_IMAGE, ensure_demo_image_sync
+
+    ensure_demo_image_sync()
+    typer.echo(DEMO_IMAGE)
 
 
 @app.command()

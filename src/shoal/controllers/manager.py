@@ -9,10 +9,16 @@ process stops cleanly rather than running half a control plane.
 
 Seams:
 
-* **Leader election** - :class:`Leadership` decides when a term runs.  The default
-  :class:`AlwaysLeader` runs one term for as long as ``stop`` is unset.  A Lease-based
-  elector implements ``lead(stop, term)``: acquire the lease, call ``term(leading)`` with an
-  event it sets when ``stop`` is set *or* the lease is lost, and loop.
+* **Leader election** - :class:`Leadership` decides when a term runs.  :class:`AlwaysLeader`
+  runs one term for as long as ``stop`` is unset.  The Lease-based elector
+  (:class:`~shoal.controllers.leaderelection.LeaseLeadership`) acquires the Lease, calls
+  ``term(leading)`` with an event it sets when ``stop`` is set *or* the lease is lost, and
+  loops.  Without an explicit ``leadership``, a manager of the standard :data:`CONTROLLERS`
+  (``shoal server``) competes for the Lease ``kube-system/shoal-controller-manager`` (so
+  several servers on one store run one set of controllers) under
+  :func:`~shoal.controllers.leaderelection.server_identity` (a restarted server takes its
+  own Lease back at once), while a manager given its own ``controllers`` table (tests,
+  tools) is always the leader.
 * **Which controllers** - :data:`CONTROLLERS` maps a name to a factory taking a
   :class:`ControllerContext`; ``disabled`` names are skipped (``--disable=<name>``).  A new
   controller adds itself to that table.
@@ -29,12 +35,14 @@ from typing import Protocol
 from shoal.client.informer import InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
-from shoal.controllers import garbage_collector, namespace
+from shoal.controllers import garbage_collector, leaderelection, namespace, nodeipam, replicaset
 from shoal.controllers.base import Controller
+from shoal.controllers.deployment import DeploymentController
 from shoal.controllers.workqueue import Clock, MonotonicClock
 
 __all__ = [
     "CONTROLLERS",
+    "LEASE_NAME",
     "AlwaysLeader",
     "ControllerContext",
     "ControllerManager",
@@ -44,6 +52,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Term = Callable[[asyncio.Event], Awaitable[None]]
+
+#: The Lease (in kube-system) that controller managers elect their leader with.
+LEASE_NAME = "shoal-controller-manager"
 
 
 class Leadership(Protocol):
@@ -71,6 +82,7 @@ class ControllerContext:
     clock: Clock
     namespaced_resources: Sequence[ResourceRef]
     gc_resources: Sequence[ResourceRef]
+    cluster_cidr: str = nodeipam.DEFAULT_CLUSTER_CIDR
 
 
 ControllerFactory = Callable[[ControllerContext], Controller]
@@ -80,6 +92,10 @@ CONTROLLERS: dict[str, ControllerFactory] = {
         ctx.client, ctx.informers, ctx.gc_resources, clock=ctx.clock),
     "namespace": lambda ctx: namespace.NamespaceController(
         ctx.client, ctx.informers, ctx.namespaced_resources, clock=ctx.clock),
+    "replicaset": lambda ctx: replicaset.ReplicaSetController(ctx.client, ctx.informers, clock=ctx.clock),
+    "deployment": lambda ctx: DeploymentController(ctx.client, ctx.informers, clock=ctx.clock),
+    "nodeipam": lambda ctx: nodeipam.NodeIpamController(
+        ctx.client, ctx.informers, cluster_cidr=ctx.cluster_cidr, clock=ctx.clock),
 }
 
 
@@ -90,11 +106,16 @@ class ControllerManager:
                  disabled: Iterable[str] = (), leadership: Leadership | None = None,
                  namespaced_resources: Sequence[ResourceRef] = namespace.DEFAULT_RESOURCES,
                  gc_resources: Sequence[ResourceRef] = garbage_collector.DEFAULT_RESOURCES,
-                 controllers: dict[str, ControllerFactory] | None = None) -> None:
+                 controllers: dict[str, ControllerFactory] | None = None,
+                 cluster_cidr: str = nodeipam.DEFAULT_CLUSTER_CIDR, identity: str | None = None) -> None:
         self.client = client
         self.clock: Clock = clock or MonotonicClock()
         self.workers = workers
-        self.leadership: Leadership = leadership or AlwaysLeader()
+        if leadership is None:
+            leadership = AlwaysLeader() if controllers is not None else leaderelection.LeaseLeadership(
+                client, LEASE_NAME, identity or leaderelection.server_identity(client), self.clock)
+        self.leadership: Leadership = leadership
+        self.cluster_cidr = cluster_cidr
         self.namespaced_resources = namespaced_resources
         self.gc_resources = gc_resources
         self._factories = dict(controllers if controllers is not None else CONTROLLERS)
@@ -107,7 +128,7 @@ class ControllerManager:
 
     def build(self, informers: InformerFactory) -> list[Controller]:
         ctx = ControllerContext(self.client, informers, self.clock, self.namespaced_resources,
-                                self.gc_resources)
+                                self.gc_resources, self.cluster_cidr)
         return [factory(ctx) for name, factory in self._factories.items() if name not in self.disabled]
 
     async def run(self, stop: asyncio.Event) -> None:

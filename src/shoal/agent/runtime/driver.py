@@ -216,7 +216,7 @@ class RuntimeDriver(Protocol):
         """The container's output (stdout and stderr interleaved), line by line."""
         ...
 
-    async def exec(self, container_id: str, command: list[str], timeout: float) -> ExecResult:
+    async def exec(self, container_id: str, command: list[str], timeout: float) -> ExecResult:  # noqa: ASYNC109
         """Run a command to completion (used by exec probes)."""
         ...
 

@@ -1,0 +1,283 @@
+"""The node agent (Shoal's kubelet): composition and start-up order.
+
+:class:`NodeAgent` wires the pieces and runs them until ``stop`` is set:
+
+1. register the Node (:mod:`.node`) — retried until it works;
+2. renew the node Lease (:mod:`.lease`) and write the Node status, in the background;
+3. when a ``configure_network`` callback is given (podman: the node's bridge network), wait
+   for ``spec.podCIDR`` from the control plane and call it; the Node is not Ready until then,
+   and no pod is started before;
+4. watch the pods bound to this node (an Informer with ``fieldSelector spec.nodeName=<node>``);
+   every event makes the pod's worker (:mod:`.podworker`) sync it (:mod:`.sync`);
+5. once the cache has synced, adopt what the runtime already runs: every pod uid found in the
+   runtime (or with volume directories) gets a worker, which keeps containers of pods that
+   still exist (no duplicates, restart counts continue) and removes the rest;
+6. relist the runtime every ``relist_interval`` (kubelet's PLEG) and sync the pods whose
+   containers changed state (a crash is noticed within about a second).
+
+Stopping the agent leaves containers running: a restarted agent adopts them.
+:func:`run_agent` builds the client, the driver and the agent from plain arguments for
+``shoal server`` (in-process agent) and ``shoal agent --server URL --token T``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shoal.agent import containers as ct
+from shoal.agent import runtime
+from shoal.agent.backoff import Backoff, Clock, WallClock, race_sleep
+from shoal.agent.lease import LeaseRenewer
+from shoal.agent.lookup import make_pod_lookup
+from shoal.agent.node import NodeManager
+from shoal.agent.podworker import PodWorkers
+from shoal.agent.probes import ProbeManager
+from shoal.agent.runtime.driver import RuntimeDriver, RuntimeDriverError
+from shoal.agent.server import AgentServer
+from shoal.agent.sync import PodSyncer
+from shoal.agent.volumes import VolumeError, VolumeManager
+from shoal.client import resources
+from shoal.client.errors import ApiClientError
+from shoal.client.events import EventRecorder
+from shoal.client.informer import EventHandler, Informer, wait_for_sync
+from shoal.client.rest import ApiClient
+
+__all__ = ["NodeAgent", "build_driver", "run_agent"]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+ConfigureNetwork = Callable[[str], Awaitable[None]]
+
+
+def _uid(pod: Obj) -> str:
+    return str((pod.get("metadata") or {}).get("uid") or "")
+
+
+def _desired(pod: Obj) -> tuple[Obj, Obj]:
+    """What the agent acts on: the spec and the metadata without bookkeeping fields."""
+    meta = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+    return pod.get("spec") or {}, meta
+
+
+class NodeAgent:
+    def __init__(self, client: ApiClient, driver: RuntimeDriver, *, node_name: str,
+                 data_dir: str | os.PathLike[str], clock: Clock | None = None, node_ip: str = "127.0.0.1",
+                 lease_duration: int = 10, status_interval: float = 10.0, kubelet_port: int = 10250,
+                 configure_network: ConfigureNetwork | None = None, control_plane: bool = False,
+                 labels: dict[str, str] | None = None, backoff_initial: float = 10.0,
+                 backoff_max: float = 300.0, relist_interval: float = 1.0, resync_interval: float = 30.0) -> None:
+        self.client = client
+        self.driver = driver
+        self.node_name = node_name
+        self.data_dir = Path(data_dir)
+        self.clock: Clock = clock or WallClock()
+        self.node_ip = node_ip
+        self.configure_network = configure_network
+        self.relist_interval = relist_interval
+        self.node = NodeManager(client, driver, node_name=node_name, node_ip=node_ip, kubelet_port=kubelet_port,
+                                data_dir=self.data_dir, clock=self.clock, status_interval=status_interval,
+                                control_plane=control_plane, labels=labels,
+                                network_required=configure_network is not None)
+        self.lease = LeaseRenewer(client, node_name, duration=lease_duration, clock=self.clock,
+                                  node_uid=lambda: self.node.node_uid)
+        self.recorder = EventRecorder(client, "kubelet", node_name,
+                                      clock=lambda: datetime.fromtimestamp(self.clock.now(), UTC))
+        self.pods = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
+        self.pods.add_index("uid", lambda pod: [_uid(pod)])
+        self.workers = PodWorkers(self._sync, self.clock,
+                                  expected=(VolumeError, RuntimeDriverError, ApiClientError))
+        self.probes = ProbeManager(driver, self.clock, on_change=self.workers.update, record=self._record)
+        self.volumes = VolumeManager(self.data_dir, node_ip=node_ip)
+        starter = ct.ContainerStarter(driver, self.clock, self._record, node_ip=node_ip,
+                                      image_backoff=Backoff(backoff_initial, backoff_max, self.clock),
+                                      allocatable=lambda: self.node.allocatable)
+        self.syncer = PodSyncer(client=client, driver=driver, clock=self.clock, probes=self.probes,
+                                volumes=self.volumes, starter=starter, record=self._record, lookup=self.pod,
+                                node_ip=node_ip, crash_backoff=Backoff(backoff_initial, backoff_max, self.clock),
+                                resync_interval=resync_interval)
+        self._last_relist: dict[str, frozenset[tuple[str, str]]] = {}
+        #: Set once pods are being synced (the node is registered and the pod cache is filled).
+        self.started = asyncio.Event()
+
+    @property
+    def pod_cidr(self) -> str:
+        return self.node.pod_cidr
+
+    def pod(self, uid: str) -> Obj | None:
+        """The cached pod with ``uid`` if it is bound to this node."""
+        for pod in self.pods.by_index("uid", uid):
+            if (pod.get("spec") or {}).get("nodeName") == self.node_name:
+                return pod
+        return None
+
+    async def _sync(self, uid: str) -> Any:
+        return await self.syncer.sync(uid)
+
+    async def _record(self, pod: Obj, container: str, type_: str, reason: str, message: str) -> None:
+        if not pod:
+            return
+        ref = {**pod, "kind": "Pod", "apiVersion": "v1"}
+        path = ""
+        if container:
+            spec = pod.get("spec") or {}
+            init = any(c.get("name") == container for c in spec.get("initContainers") or [])
+            path = f"spec.{'initContainers' if init else 'containers'}{{{container}}}"
+        await self.recorder.record(ref, type_, reason, message, field_path=path)
+
+    def _on_pod(self, pod: Obj) -> None:
+        if (pod.get("spec") or {}).get("nodeName") == self.node_name:
+            self.workers.update(_uid(pod))
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        """Sync on changes of spec or metadata; status-only updates (mostly our own writes) are
+        ignored, as kubelet's pod config source does: the periodic resync covers the rest."""
+        if _desired(old) != _desired(new):
+            self._on_pod(new)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the agent until ``stop`` is set (see the module docstring for the order)."""
+        if not await self.node.register(stop):
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.lease.run(stop), name="node-lease")
+                group.create_task(self.node.run(stop), name="node-status")
+                if self.configure_network is not None:
+                    cidr = await self.node.wait_pod_cidr(stop)
+                    if not cidr:
+                        return
+                    await self._configure_network(cidr, stop)
+                    if stop.is_set():
+                        return
+                self.pods.add_event_handler(EventHandler(
+                    on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod))
+                group.create_task(self.pods.run(stop), name="pod-informer")
+                if not await wait_for_sync([self.pods], stop):
+                    return
+                await self._adopt()
+                self.started.set()
+                group.create_task(self._relist_loop(stop), name="runtime-relist")
+                await stop.wait()
+        finally:
+            await self.workers.close()
+            await self.probes.close()
+
+    async def _configure_network(self, cidr: str, stop: asyncio.Event) -> None:
+        assert self.configure_network is not None
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                await self.configure_network(cidr)
+                self.node.set_network_ready(True)
+                log.info("node %s: pod network %s configured", self.node_name, cidr)
+                return
+            except RuntimeDriverError as exc:
+                log.warning("node %s: configuring pod network %s failed (%s); retrying in %.1fs",
+                            self.node_name, cidr, exc, delay)
+            await race_sleep(self.clock, delay, stop.wait())
+            delay = min(delay * 2, 30.0)
+
+    async def _adopt(self) -> None:
+        """Give a worker to every pod uid the runtime (or the volume dir) knows about."""
+        uids = {s.pod_uid or s.labels.get(ct.LABEL_POD_UID, "") for s in await self.driver.list_sandboxes()}
+        uids |= set(await asyncio.to_thread(self.volumes.known_pods))
+        for uid in sorted(u for u in uids if u):
+            self.workers.update(uid)
+        log.info("node %s: adopted %d pod(s) from the runtime", self.node_name, len(uids - {""}))
+
+    async def relist(self) -> None:
+        """One runtime relist: sync every pod whose containers changed state since the last one."""
+        snapshot: dict[str, set[tuple[str, str]]] = {}
+        for container in await self.driver.list_containers():
+            uid = container.labels.get(ct.LABEL_POD_UID, "")
+            if uid:
+                snapshot.setdefault(uid, set()).add((container.id, container.state.value))
+        current = {uid: frozenset(states) for uid, states in snapshot.items()}
+        for uid in set(current) | set(self._last_relist):
+            if current.get(uid) != self._last_relist.get(uid):
+                self.workers.update(uid)
+        self._last_relist = current
+
+    async def _relist_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.relist()
+            except RuntimeDriverError as exc:
+                log.warning("node %s: runtime relist failed: %s", self.node_name, exc)
+            await race_sleep(self.clock, self.relist_interval, stop.wait())
+
+
+def build_driver(kind: str, *, node_name: str, data_dir: str | os.PathLike[str], podman: str = "podman",
+                 podman_root: str | None = None, podman_runroot: str | None = None, netns: str | None = None,
+                 network: str | None = None) -> tuple[RuntimeDriver, ConfigureNetwork | None]:
+    """A runtime driver for this node and its pod-network hook (``None``: no network to set up).
+
+    podman: the node's bridge network ``network`` (default ``shoal-<node>``) gets its subnet from
+    the podCIDR through the hook; every object carries ``shoal.node=<node>``.  process: state
+    under ``<data_dir>/process-runtime``."""
+    if kind == "podman":
+        from shoal.agent.runtime.podman import PodmanDriver
+
+        podman_driver = PodmanDriver(network or f"shoal-{node_name}", "", podman=podman, root=podman_root,
+                                     runroot=podman_runroot, netns=netns, labels={"shoal.node": node_name})
+
+        async def configure(cidr: str) -> None:
+            podman_driver.subnet = cidr
+            await podman_driver.ensure_network()
+
+        return podman_driver, configure
+    if kind == "process":
+        return runtime.make_driver("process", state_dir=Path(data_dir) / "process-runtime"), None
+    raise ValueError(f"unknown runtime driver {kind!r} (expected one of {', '.join(runtime.DRIVER_KINDS)})")
+
+
+async def run_agent(*, node_name: str, data_dir: str | os.PathLike[str], stop: asyncio.Event,
+                    client: ApiClient | None = None, server: str | None = None, token: str | None = None,
+                    ca_file: str | None = None, kubeconfig: str | os.PathLike[str] | None = None,
+                    insecure: bool = False, driver: str = "podman", node_ip: str = "127.0.0.1",
+                    kubelet_port: int = 10250, control_plane: bool = False, podman: str = "podman",
+                    podman_root: str | None = None, podman_runroot: str | None = None, netns: str | None = None,
+                    lease_duration: int = 10, status_interval: float = 10.0,
+                    on_start: Callable[[NodeAgent], None] | None = None, ca_pem: bytes | None = None) -> None:
+    """Build the API client (unless given), the driver and a :class:`NodeAgent`; run it until ``stop``.
+
+    The client comes from ``client``, else ``kubeconfig``, else ``server`` + ``token`` (+ ``ca_file``);
+    a client built here is closed on return.  ``on_start`` receives the agent before it runs.
+    With ``ca_pem`` (the cluster CA) the agent also serves its kubelet API (logs, exec) on
+    ``node_ip:kubelet_port`` (0 = any free port) to clients with a CA-signed certificate."""
+    own_client = client is None
+    if client is None:
+        if kubeconfig is not None:
+            client = ApiClient.from_kubeconfig(kubeconfig)
+        elif server is not None:
+            client = ApiClient(server, token, ca_file=ca_file, insecure=insecure, user_agent="shoal-agent")
+        else:
+            raise ValueError("run_agent needs a client, a kubeconfig or a server URL")
+    await asyncio.to_thread(Path(data_dir).mkdir, parents=True, exist_ok=True)
+    try:
+        built, configure = build_driver(driver, node_name=node_name, data_dir=data_dir, podman=podman,
+                                        podman_root=podman_root, podman_runroot=podman_runroot, netns=netns)
+        async with contextlib.AsyncExitStack() as stack:
+            if ca_pem is not None:  # the kubelet API: logs and exec for the API server
+                api = AgentServer(built, pod_lookup=make_pod_lookup(built), bind=node_ip, port=kubelet_port,
+                                  ca_pem=ca_pem, cert_dir=Path(data_dir) / "tls")
+                await stack.enter_async_context(api)
+                kubelet_port = api.port
+            agent = NodeAgent(client, built, node_name=node_name, data_dir=data_dir, node_ip=node_ip,
+                              kubelet_port=kubelet_port, configure_network=configure,
+                              control_plane=control_plane, lease_duration=lease_duration,
+                              status_interval=status_interval)
+            if on_start is not None:
+                on_start(agent)
+            await agent.run(stop)
+    finally:
+        if own_client:
+            await client.close()

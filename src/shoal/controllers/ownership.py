@@ -1,0 +1,205 @@
+"""Label selectors, controller references and claiming (Kubernetes' ``ControllerRefManager``).
+
+A *controller reference* is the one ``ownerReferences`` entry with ``controller: true``; an
+object has at most one controller.  A controller (a ReplicaSet for pods, a Deployment for
+ReplicaSets) *claims* the objects of its namespace:
+
+* an object it controls that its selector still matches is kept;
+* an object it controls that no longer matches is *released* (its reference removed), unless
+  the controller or the object is being deleted;
+* an *orphan* (no controller) that matches, is not being deleted, while the controller is not
+  being deleted either, is *adopted* (a controller reference added) - but only after a live GET
+  of the controller (``can_adopt``) shows it still exists with the same uid and no
+  ``deletionTimestamp``, so a stale cache never adopts for a dead owner;
+* objects controlled by someone else are ignored.
+
+Every adopt/release is a JSON patch that first ``test``-s the object's uid and
+resourceVersion: it applies only to the object as cached, so a concurrent writer costs a
+retry (raised as :class:`~shoal.client.errors.ConflictError`), never a lost reference.
+
+Selectors (``metav1.LabelSelector``): ``matchLabels`` and ``matchExpressions`` with ``In``,
+``NotIn``, ``Exists``, ``DoesNotExist`` are ANDed; an empty selector matches everything and a
+missing (None) selector matches nothing.  An unknown operator raises :class:`SelectorError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.client.errors import ApiClientError, ConflictError, InvalidError, NotFoundError, make_status
+from shoal.client.resources import ResourceRef
+from shoal.client.rest import JSON_PATCH, ApiClient
+
+__all__ = [
+    "CONTROLLER_UID_INDEX",
+    "Claimer",
+    "SelectorError",
+    "controller_of",
+    "controller_ref",
+    "index_controller_uid",
+    "labels_of",
+    "selector_is_empty",
+    "selector_matches",
+]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+#: Informer index name for :func:`index_controller_uid` (shared by the workload controllers).
+CONTROLLER_UID_INDEX = "controllerUid"
+
+
+class SelectorError(ValueError):
+    """A label selector this implementation cannot evaluate."""
+
+
+def _meta(obj: Obj) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    labels = _meta(obj).get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+def selector_is_empty(selector: Any) -> bool:
+    """True for ``{}`` (which selects everything), False for None and real selectors."""
+    return isinstance(selector, dict) and not selector.get("matchLabels") \
+        and not selector.get("matchExpressions")
+
+
+def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    if not isinstance(selector, dict):
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        if operator == "In":
+            ok = key in labels and labels[key] in values
+        elif operator == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif operator == "Exists":
+            ok = key in labels
+        elif operator == "DoesNotExist":
+            ok = key not in labels
+        else:
+            raise SelectorError(f"unknown label selector operator {operator!r}")
+        if not ok:
+            return False
+    return True
+
+
+def controller_of(obj: Obj) -> dict[str, Any] | None:
+    """The ``ownerReferences`` entry with ``controller: true``, or None."""
+    for ref in _meta(obj).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return None
+
+
+def index_controller_uid(obj: Obj) -> list[str]:
+    """Informer index function: the uid of the object's controller (if any)."""
+    ref = controller_of(obj)
+    uid = ref.get("uid") if ref is not None else None
+    return [uid] if isinstance(uid, str) and uid else []
+
+
+def controller_ref(owner: Obj, ref: ResourceRef) -> dict[str, Any]:
+    """A controller ``ownerReference`` to ``owner`` (of type ``ref``), blocking its deletion."""
+    meta = _meta(owner)
+    return {"apiVersion": ref.api_version, "kind": ref.kind, "name": meta.get("name", ""),
+            "uid": meta.get("uid", ""), "controller": True, "blockOwnerDeletion": True}
+
+
+@dataclass
+class Claimer:
+    """Claims the objects of type ``ref`` for ``owner`` (of type ``owner_ref``).
+
+    ``can_adopt`` is awaited (at most once per :meth:`claim`) before the first adoption and
+    raises if the owner may not adopt (gone, replaced, or being deleted)."""
+
+    client: ApiClient
+    ref: ResourceRef
+    owner: Obj
+    owner_ref: ResourceRef
+    selector: Any
+    can_adopt: Callable[[], Awaitable[None]]
+    _checked: bool = field(default=False, init=False)
+
+    async def claim(self, objs: Iterable[Obj]) -> list[Obj]:
+        """The objects the owner controls after adopting and releasing (read-only inputs).
+
+        Every object is tried; if any write failed, the first error is raised afterwards."""
+        owner_uid = _meta(self.owner).get("uid")
+        owner_deleting = bool(_meta(self.owner).get("deletionTimestamp"))
+        claimed: list[Obj] = []
+        errors: list[ApiClientError] = []
+        for obj in objs:
+            meta = _meta(obj)
+            ref = controller_of(obj)
+            matches = selector_matches(self.selector, labels_of(obj))
+            try:
+                if ref is not None:
+                    if ref.get("uid") != owner_uid:
+                        continue
+                    if matches:
+                        claimed.append(obj)
+                    elif not owner_deleting and not meta.get("deletionTimestamp"):
+                        await self._release(obj)
+                elif matches and not owner_deleting and not meta.get("deletionTimestamp") \
+                        and await self._adopt(obj):
+                    claimed.append(obj)
+            except ApiClientError as exc:
+                errors.append(exc)
+        for extra in errors[1:]:
+            log.warning("claim by %s: another failure: %s", _describe(self.owner), extra)
+        if errors:
+            raise errors[0]
+        return claimed
+
+    async def _adopt(self, obj: Obj) -> bool:
+        if not self._checked:
+            await self.can_adopt()
+            self._checked = True
+        refs = [r for r in _meta(obj).get("ownerReferences") or [] if isinstance(r, dict)]
+        new_refs = [*refs, controller_ref(self.owner, self.owner_ref)]
+        log.info("%s adopts %s", _describe(self.owner), _describe(obj))
+        return await self._patch_refs(obj, new_refs)
+
+    async def _release(self, obj: Obj) -> None:
+        owner_uid = _meta(self.owner).get("uid")
+        refs = [r for r in _meta(obj).get("ownerReferences") or [] if isinstance(r, dict)]
+        log.info("%s releases %s", _describe(self.owner), _describe(obj))
+        await self._patch_refs(obj, [r for r in refs if r.get("uid") != owner_uid])
+
+    async def _patch_refs(self, obj: Obj, refs: list[dict[str, Any]]) -> bool:
+        """Set ``ownerReferences`` on the object as cached; False if the object is gone."""
+        meta = _meta(obj)
+        patch: list[Obj] = [
+            {"op": "test", "path": "/metadata/uid", "value": meta.get("uid")},
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+            {"op": "add", "path": "/metadata/ownerReferences", "value": refs} if refs
+            else {"op": "remove", "path": "/metadata/ownerReferences"},
+        ]
+        try:
+            await self.client.patch(self.ref, meta.get("name", ""), patch, meta.get("namespace"),
+                                    content_type=JSON_PATCH)
+        except NotFoundError:
+            return False
+        except InvalidError as exc:
+            # A failed ``test``: the object changed since it was cached.  Routine; retry.
+            raise ConflictError(make_status(409, "Conflict", f"{_describe(obj)} changed: {exc}")) from exc
+        return True
+
+
+def _describe(obj: Obj) -> str:
+    meta = _meta(obj)
+    return f"{obj.get('kind', 'object')} {meta.get('namespace', '')}/{meta.get('name', '')}"
