@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import ssl
 import subprocess
 import sys
@@ -43,8 +44,15 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+#: `podman pod create` takes no --ulimit: the infra container gets its limits from containers.conf.
+_CONF = Path(tempfile.gettempdir()) / "shoal-bench-containers.conf"
+_ENV = {**os.environ, "CONTAINERS_CONF": str(_CONF)}
+
+
 def run(*args: str) -> str:
-    return subprocess.run(list(args), check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    _CONF.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
+    return subprocess.run(list(args), check=True, capture_output=True, text=True, timeout=60,
+                          env=_ENV).stdout.strip()
 
 
 def podman_baselines(count: int, tag: str) -> tuple[list[float], list[float]]:
