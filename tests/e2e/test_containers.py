@@ -108,9 +108,35 @@ def test_deployment_runs_restarts_and_rolls(cluster: ShoalProcess) -> None:
     assert cluster.kubectl("exec", target, "--", "cat", "/etc/hostname").stdout.strip() == target
     cluster.kubectl("logs", target, "--tail=5")
 
-    # roll to a new image tag: old and new ReplicaSets, rollout status succeeds, undo restores
-    cluster.kubectl("set", "image", "deployment/web", f"web={DEMO2}")
-    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+    # roll to a new image tag, watching the ReplicaSets throughout: with 3 replicas and
+    # maxUnavailable 1 / maxSurge 1, at least 2 pods stay ready and at most 4 exist
+    cache = cluster.data_dir.parent / "kubectl-cache"
+    watcher = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(cache), "get", "rs", "-l",
+         "app=web", "-w", "--output-watch-events", "-o", "json"], stdout=subprocess.PIPE, text=True)
+    try:
+        cluster.kubectl("set", "image", "deployment/web", f"web={DEMO2}")
+        cluster.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+        time.sleep(1)
+    finally:
+        watcher.terminate()
+        output, _ = watcher.communicate(timeout=10)
+    latest: dict[str, dict[str, Any]] = {}
+    decoder = json.JSONDecoder()
+    position, steps = 0, 0
+    while position < len(output):
+        if output[position].isspace():
+            position += 1
+            continue
+        event, position = decoder.raw_decode(output, position)
+        rs = event["object"]
+        latest[rs["metadata"]["name"]] = rs
+        ready_total = sum(r.get("status", {}).get("readyReplicas", 0) for r in latest.values())
+        desired_total = sum(r["spec"]["replicas"] for r in latest.values())
+        steps += 1
+        assert desired_total <= 4, f"maxSurge exceeded: {desired_total} pods wanted"
+        assert ready_total >= 2 or steps <= len(latest), f"maxUnavailable exceeded: {ready_total} ready"
+    assert len(latest) == 2 and steps > 4
     sets = json.loads(cluster.kubectl("get", "rs", "-l", "app=web", "-o", "json").stdout)["items"]
     assert len(sets) == 2
     assert "REVISION" in cluster.kubectl("rollout", "history", "deployment/web").stdout
