@@ -33,6 +33,7 @@ import orjson
 
 from shoal.client import kubeconfig
 from shoal.client.errors import TransportError, error_from_status
+from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
 
 __all__ = [
@@ -277,11 +278,6 @@ def _obj(answer: Any) -> Obj:
     if not isinstance(answer, dict):
         raise TransportError(f"expected a JSON object from the server, got {type(answer).__name__}")
     return answer
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def _continue_token(page: Obj) -> str:

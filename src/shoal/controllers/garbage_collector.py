@@ -35,6 +35,7 @@ from typing import Any
 from shoal.client import resources
 from shoal.client.errors import ConflictError, NotFoundError
 from shoal.client.informer import EventHandler, Informer, InformerFactory
+from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient, PropagationPolicy
 from shoal.controllers.base import Controller
@@ -64,11 +65,6 @@ class _Owner(enum.Enum):
     ABSENT = "absent"  # no object with that uid: a dangling reference
     SOLID = "solid"  # exists and is not being deleted in the foreground
     WAITING = "waiting"  # exists, deletionTimestamp + foregroundDeletion: waiting for dependants
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def _owner_refs(obj: Obj) -> list[dict[str, Any]]:

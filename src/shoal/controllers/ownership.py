@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.client.errors import ApiClientError, ConflictError, InvalidError, NotFoundError, make_status
+from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient
 
@@ -55,11 +56,6 @@ CONTROLLER_UID_INDEX = "controllerUid"
 
 class SelectorError(ValueError):
     """A label selector this implementation cannot evaluate."""
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def labels_of(obj: Obj) -> dict[str, str]:

@@ -35,6 +35,9 @@ from shoal.client import resources
 from shoal.client.errors import ApiClientError, ConflictError, ForbiddenError, NotFoundError, make_status
 from shoal.client.events import NORMAL, WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
+from shoal.client.objects import meta as _meta
+from shoal.client.objects import spec as _spec
+from shoal.client.objects import status as _status
 from shoal.client.rest import ApiClient
 from shoal.controllers import conditions, ownership
 from shoal.controllers.base import Controller, RequeueAfter
@@ -51,21 +54,6 @@ Obj = dict[str, Any]
 BURST_REPLICAS = 500
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _spec(obj: Obj) -> dict[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-def _status(obj: Obj) -> dict[str, Any]:
-    status = obj.get("status")
-    return status if isinstance(status, dict) else {}
 
 
 def is_active(pod: Obj) -> bool:

@@ -8,7 +8,6 @@ rollouts with the real kubectl where kubectl's own behaviour matters (``rollout 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from shoal.client.rest import ApiClient
 from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually, running
 from tests.integration.controllers.workloads import Kubelet, Recorder, condition, image_of
-from tests.support.server import ShoalProcess, connected
+from tests.support.server import ShoalProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -26,22 +25,6 @@ Obj = dict[str, Any]
 CONTROLLERS = ("replicaset", "deployment")
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
-    yield from workloads.quiet_server(tmp_path_factory)
-
-
-@pytest.fixture
-async def client(server: ShoalProcess) -> AsyncIterator[ApiClient]:
-    async with connected(server) as client:
-        yield client
-
-
-@pytest.fixture
-async def ns(client: ApiClient) -> str:
-    return await workloads.new_namespace(client)
 
 
 def deployment(name: str, namespace: str, replicas: int, image: str = "busybox:1", **spec: Any) -> Obj:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,24 +15,11 @@ from shoal.client import resources
 from shoal.client.rest import ApiClient
 from shoal.controllers.leaderelection import LeaseLeadership
 from shoal.controllers.manager import CONTROLLERS, ControllerManager
-from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually
-from tests.support.server import ShoalProcess, connected
 
 pytestmark = pytest.mark.e2e
 
 LEASE = 2  # seconds
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
-    yield from workloads.quiet_server(tmp_path_factory)
-
-
-@pytest.fixture
-async def client(server: ShoalProcess) -> AsyncIterator[ApiClient]:
-    async with connected(server) as client:
-        yield client
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,24 +14,11 @@ from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
 from shoal.controllers.manager import CONTROLLERS, ControllerManager
-from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually
-from tests.support.server import ShoalProcess, connected
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
-    yield from workloads.quiet_server(tmp_path_factory)
-
-
-@pytest.fixture
-async def client(server: ShoalProcess) -> AsyncIterator[ApiClient]:
-    async with connected(server) as client:
-        yield client
 
 
 @pytest.fixture

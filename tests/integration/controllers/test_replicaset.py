@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -16,28 +15,11 @@ from shoal.client.rest import ApiClient
 from shoal.controllers.replicaset import ReplicaSetController
 from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually, running
-from tests.support.server import ShoalProcess, connected
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
 RS = "replicaset"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
-    yield from workloads.quiet_server(tmp_path_factory)
-
-
-@pytest.fixture
-async def client(server: ShoalProcess) -> AsyncIterator[ApiClient]:
-    async with connected(server) as client:
-        yield client
-
-
-@pytest.fixture
-async def ns(client: ApiClient) -> str:
-    return await workloads.new_namespace(client)
 
 
 def replicaset(name: str, namespace: str, replicas: int, **spec: Any) -> Obj:

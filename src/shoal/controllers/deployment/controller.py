@@ -28,6 +28,8 @@ from shoal.client import resources
 from shoal.client.errors import ConflictError, make_status
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
+from shoal.client.objects import meta as _meta
+from shoal.client.objects import spec as _spec
 from shoal.client.rest import ApiClient
 from shoal.controllers import conditions, ownership
 from shoal.controllers.base import Controller, RequeueAfter
@@ -42,16 +44,6 @@ __all__ = ["DeploymentController"]
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _spec(obj: Obj) -> dict[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
 
 
 class DeploymentController(Controller):

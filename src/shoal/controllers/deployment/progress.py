@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shoal.client.objects import status as _status
 from shoal.controllers import conditions
 from shoal.controllers.conditions import get_condition, new_condition, set_condition
 from shoal.controllers.deployment import replicas as r
@@ -65,11 +66,6 @@ PAUSED = "DeploymentPaused"
 RESUMED = "DeploymentResumed"
 FAILED_RS_CREATE = "ReplicaSetCreateError"
 _NO_DEADLINE = 2**31 - 1
-
-
-def _status(obj: Obj | None) -> dict[str, Any]:
-    status = obj.get("status") if obj is not None else None
-    return status if isinstance(status, dict) else {}
 
 
 def _name(obj: Obj) -> str:

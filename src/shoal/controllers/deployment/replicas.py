@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from shoal.client.objects import meta as _meta
+from shoal.client.objects import spec as _spec
 from shoal.controllers.conditions import parse_time
 from shoal.controllers.deployment import template
 
@@ -60,16 +62,6 @@ Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _spec(obj: Obj) -> dict[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
 
 
 def _status_int(rs: Obj, field: str) -> int:
