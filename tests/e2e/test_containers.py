@@ -42,10 +42,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     base: Path = tmp_path_factory.mktemp("containers")
     node = f"e2e-{uuid.uuid4().hex[:6]}"
     server = ShoalProcess(base / "data", disable="", extra_args=(
-        "--node-name", node, "--cluster-cidr", "10.97.0.0/16"))
+        "--node-name", node, "--cluster-cidr", "10.97.0.0/16", "--kubelet-port", "0"))
     subprocess.run([*server.shoal_command(), "demo-image"], check=True, capture_output=True, timeout=120)
     server.start()
     try:
+        wait_for("the node to register", lambda: server.kubectl("get", "node", node, check=False).returncode == 0)
+        server.kubectl("wait", "--for=condition=Ready", f"node/{node}", "--timeout=60s")
         yield server
     finally:
         server.stop()
@@ -199,7 +201,8 @@ def test_unschedulable_pod_stays_pending(cluster: ShoalProcess) -> None:
         "get", "events", "--field-selector", "involvedObject.name=greedy").stdout, timeout=30)
     pod = json.loads(cluster.kubectl("get", "pod", "greedy", "-o", "json").stdout)
     assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
-    assert "Insufficient cpu" in cluster.kubectl("describe", "pod", "greedy").stdout
+    described = cluster.kubectl("describe", "pod", "greedy").stdout
+    assert "FailedScheduling" in described and "0/1 nodes are available: 1 Insufficient cpu" in described
 
 
 def test_logs_follow_streams(cluster: ShoalProcess) -> None:
