@@ -199,3 +199,17 @@ class Claimer:
 def _describe(obj: Obj) -> str:
     meta = _meta(obj)
     return f"{obj.get('kind', 'object')} {meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+async def recheck_owner(client: ApiClient, ref: ResourceRef, owner: Obj) -> None:
+    """Before adopting: re-read ``owner`` live and refuse (409) if it was replaced or is being deleted.
+
+    The cached owner may be stale; adopting for a deleted owner would orphan the adoptees again
+    (Kubernetes' ``RecheckDeletionTimestamp``).
+    """
+    meta = _meta(owner)
+    fresh = await client.get(ref, meta["name"], meta.get("namespace"))
+    if _meta(fresh).get("uid") != meta.get("uid"):
+        raise ConflictError(make_status(409, "Conflict", f"original {ref.kind} {meta['name']} is gone"))
+    if _meta(fresh).get("deletionTimestamp"):
+        raise ConflictError(make_status(409, "Conflict", f"{ref.kind} {meta['name']} is being deleted"))

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from shoal.client import resources
-from shoal.client.errors import ApiClientError, ConflictError, ForbiddenError, NotFoundError, make_status
+from shoal.client.errors import ApiClientError, ConflictError, ForbiddenError, NotFoundError
 from shoal.client.events import NORMAL, WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
 from shoal.client.objects import meta as _meta
@@ -279,12 +279,7 @@ class ReplicaSetController(Controller):
             raise RequeueAfter(min(waits) + 0.05, "a pod becomes available")
 
     async def _can_adopt(self, rs: Obj) -> None:
-        meta = _meta(rs)
-        fresh = await self.client.get(resources.REPLICASETS, meta["name"], meta.get("namespace"))
-        if _meta(fresh).get("uid") != meta.get("uid"):
-            raise ConflictError(make_status(409, "Conflict", f"original ReplicaSet {meta['name']} is gone"))
-        if _meta(fresh).get("deletionTimestamp"):
-            raise ConflictError(make_status(409, "Conflict", f"ReplicaSet {meta['name']} is being deleted"))
+        await ownership.recheck_owner(self.client, resources.REPLICASETS, rs)
 
     async def _manage(self, rs: Obj, key: str, pods: list[Obj], diff: int) -> ApiClientError | None:
         if diff < 0:

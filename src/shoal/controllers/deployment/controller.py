@@ -25,7 +25,6 @@ import logging
 from typing import Any
 
 from shoal.client import resources
-from shoal.client.errors import ConflictError, make_status
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
 from shoal.client.objects import meta as _meta
@@ -160,9 +159,4 @@ class DeploymentController(Controller):
             raise RequeueAfter(after, "progress deadline")
 
     async def _can_adopt(self, d: Obj) -> None:
-        meta = _meta(d)
-        fresh = await self.client.get(resources.DEPLOYMENTS, meta["name"], meta.get("namespace"))
-        if _meta(fresh).get("uid") != meta.get("uid"):
-            raise ConflictError(make_status(409, "Conflict", f"original Deployment {meta['name']} is gone"))
-        if _meta(fresh).get("deletionTimestamp"):
-            raise ConflictError(make_status(409, "Conflict", f"Deployment {meta['name']} is being deleted"))
+        await ownership.recheck_owner(self.client, resources.DEPLOYMENTS, d)
