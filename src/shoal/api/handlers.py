@@ -193,6 +193,8 @@ class ResourceHandlers:
         for key in ("gracePeriodSeconds", "propagationPolicy"):
             value = request.query_params.get(key)
             if value is not None and key not in options:
+                if key == "gracePeriodSeconds" and not value.lstrip("-").isdigit():
+                    raise errors.bad_request(f"gracePeriodSeconds must be an integer, not {value!r}")
                 options[key] = int(value) if key == "gracePeriodSeconds" else value
         obj, _ = await self.deleter.delete(target.kind, target.namespace, target.name, options, ctx)
         return self._respond(obj, ctx)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from shoal.agent.runtime.driver import RuntimeDriver
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
+from tests.support import wait
 
 Obj = dict[str, Any]
 
@@ -68,17 +70,7 @@ async def purge(driver: RuntimeDriver) -> None:
             await driver.remove_container(container.id)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0, what: str = "the condition") -> Any:
-    """Poll ``check`` until it returns something truthy (which is returned)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.1)
+eventually = functools.partial(wait.eventually, within=20.0)
 
 
 def pod_manifest(name: str, *containers: Obj, restart: str = "Always", **spec: Any) -> Obj:

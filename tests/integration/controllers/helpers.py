@@ -4,16 +4,16 @@ the duration of a test, poll until a condition holds, build owned ConfigMaps."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-
-import pytest
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
 from shoal.controllers.manager import CONTROLLERS, ControllerManager
+from tests.support import wait
 
 Obj = dict[str, Any]
 
@@ -37,15 +37,7 @@ async def _synced(manager: ControllerManager, count: int) -> bool:
     return len(controllers) == count and all(i.has_synced for c in controllers for i in c.informers)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 15.0,
-                     what: str = "the condition") -> None:
-    """Poll ``check`` until it is true; fail the test after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
+eventually = functools.partial(wait.eventually, within=15.0)
 
 
 async def gone(client: ApiClient, ref: resources.ResourceRef, name: str, namespace: str | None) -> bool:

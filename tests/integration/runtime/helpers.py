@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import ipaddress
 import json
 import random
@@ -12,21 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shoal.agent.runtime.driver import ContainerSpec, ContainerStatus, RuntimeDriver, State
+from tests.support import wait
 
-
-async def eventually(check: Callable[[], object], within: float = 10.0, interval: float = 0.05) -> object:
-    """Await ``check()`` (sync or async) until it returns truthy and return that; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last value {last!r})")
-        await asyncio.sleep(interval)
+eventually = functools.partial(wait.eventually, within=10.0)
 
 
 async def wait_state(driver: RuntimeDriver, container_id: str, state: State, within: float = 15.0) -> ContainerStatus:
@@ -34,7 +22,7 @@ async def wait_state(driver: RuntimeDriver, container_id: str, state: State, wit
         status = await driver.inspect_container(container_id)
         return status if status.state is state else None
 
-    result = await eventually(reached, within)
+    result = await eventually(reached, within=within)
     assert isinstance(result, ContainerStatus)
     return result
 
@@ -47,7 +35,7 @@ async def wait_log(driver: RuntimeDriver, container_id: str, text: str, within: 
     async def seen() -> bool:
         return any(text in line for line in await log_lines(driver, container_id))
 
-    await eventually(seen, within)
+    await eventually(seen, within=within)
 
 
 async def run_container(driver: RuntimeDriver, sandbox_id: str, spec: ContainerSpec) -> str:

@@ -4,6 +4,7 @@ spreading, retry on a new node, restart."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from shoal.client import resources
 from shoal.client.rest import ApiClient
 from shoal.scheduler import Scheduler
 from tests.integration.scheduler.helpers import node, register
+from tests.support import wait
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +45,7 @@ async def _synced(scheduler: Scheduler, task: asyncio.Task[None]) -> bool:
     return scheduler.pods.has_synced and scheduler.nodes.has_synced
 
 
-async def eventually(check: Any, *, within: float = 10.0, what: str = "the condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
+eventually = functools.partial(wait.eventually, within=10.0)
 
 
 def pod(name: str, *, cpu: str = "100m", owner: Obj | None = None, **spec: Any) -> Obj:
