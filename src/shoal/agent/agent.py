@@ -215,19 +215,25 @@ class NodeAgent:
             await race_sleep(self.clock, self.relist_interval, stop.wait())
 
 
+#: Started pods the podman driver keeps ready for new pods (see runtime/podman_warm.py).
+WARM_SANDBOXES = 2
+
+
 def build_driver(kind: str, *, node_name: str, data_dir: str | os.PathLike[str], podman: str = "podman",
                  podman_root: str | None = None, podman_runroot: str | None = None, netns: str | None = None,
-                 network: str | None = None) -> tuple[RuntimeDriver, ConfigureNetwork | None]:
+                 network: str | None = None,
+                 warm_sandboxes: int = WARM_SANDBOXES) -> tuple[RuntimeDriver, ConfigureNetwork | None]:
     """A runtime driver for this node and its pod-network hook (``None``: no network to set up).
 
     podman: the node's bridge network ``network`` (default ``shoal-<node>``) gets its subnet from
-    the podCIDR through the hook; every object carries ``shoal.node=<node>``.  process: state
-    under ``<data_dir>/process-runtime``."""
+    the podCIDR through the hook; every object carries ``shoal.node=<node>``; claims of warm pods
+    live under ``<data_dir>/podman``.  process: state under ``<data_dir>/process-runtime``."""
     if kind == "podman":
         from shoal.agent.runtime.podman import PodmanDriver
 
         podman_driver = PodmanDriver(network or f"shoal-{node_name}", "", podman=podman, root=podman_root,
-                                     runroot=podman_runroot, netns=netns, labels={"shoal.node": node_name})
+                                     runroot=podman_runroot, netns=netns, labels={"shoal.node": node_name},
+                                     state_dir=Path(data_dir) / "podman", warm_sandboxes=warm_sandboxes)
 
         async def configure(cidr: str) -> None:
             podman_driver.subnet = cidr
@@ -262,6 +268,7 @@ async def run_agent(*, node_name: str, data_dir: str | os.PathLike[str], stop: a
         else:
             raise ValueError("run_agent needs a client, a kubeconfig or a server URL")
     await asyncio.to_thread(Path(data_dir).mkdir, parents=True, exist_ok=True)
+    built: RuntimeDriver | None = None
     try:
         built, configure = build_driver(driver, node_name=node_name, data_dir=data_dir, podman=podman,
                                         podman_root=podman_root, podman_runroot=podman_runroot, netns=netns)
@@ -279,5 +286,7 @@ async def run_agent(*, node_name: str, data_dir: str | os.PathLike[str], stop: a
                 on_start(agent)
             await agent.run(stop)
     finally:
+        if built is not None:
+            await built.close()
         if own_client:
             await client.close()

@@ -48,7 +48,8 @@ async def test_demo_pod_answers_http_on_its_pod_ip(client: ApiClient, namespace:
         pytest.fail("podman is not installed")
     await ensure_demo_image()
     network = f"shoaltest{uuid.uuid4().hex[:8]}"
-    driver = PodmanDriver(network, "", labels={"shoal.test": network})
+    driver = PodmanDriver(network, "", labels={"shoal.test": network}, state_dir=tmp_path / "podman",
+                          warm_sandboxes=1)
 
     async def configure(cidr: str) -> None:
         driver.subnet = cidr
@@ -65,6 +66,9 @@ async def test_demo_pod_answers_http_on_its_pod_ip(client: ApiClient, namespace:
             await client.patch(resources.NODES, node_name, {"spec": {"podCIDR": subnet, "podCIDRs": [subnet]}})
             await eventually(lambda: asyncio.sleep(0, agent.started.is_set()), what="the agent to start")
             await eventually(lambda: _is_ready(client, node_name), what="the node to become Ready")
+            # The warm pool filled once the network existed: the first pod claims that pod.
+            await eventually(lambda: asyncio.sleep(0, bool(driver.pool.ready)), what="a warm sandbox")
+            warm_id = driver.pool.ready[0].id
 
             probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}
             container = {"name": "web", "image": DEMO_IMAGE, "ports": [{"containerPort": 8080}],
@@ -78,6 +82,9 @@ async def test_demo_pod_answers_http_on_its_pod_ip(client: ApiClient, namespace:
             assert container_status(ready, "web")["imageID"].startswith("sha256:")
             code, body = await http_get(8080, host=pod_ip)
             assert (code, body.strip()) == (200, b"demo")  # the demo serves its hostname = pod name
+            claimed = [s for s in await driver.list_sandboxes() if s.pod_uid == pod["metadata"]["uid"]]
+            assert [s.id for s in claimed] == [warm_id]
+            assert claimed[0].labels["shoal.pod.name"] == "demo"
             assert ("Pulled", f'Container image "{DEMO_IMAGE}" already present on machine') in \
                 await events(client, namespace, "demo")
 
@@ -113,6 +120,7 @@ async def test_demo_pod_answers_http_on_its_pod_ip(client: ApiClient, namespace:
         await driver.purge()
         if driver.subnet:
             await driver.remove_network()
+        await driver.close()
 
 
 async def _registered(client: ApiClient, node_name: str) -> bool:

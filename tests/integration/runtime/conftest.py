@@ -56,6 +56,9 @@ async def driver_factory(driver_kind: str, tmp_path: Path) -> AsyncIterator[Driv
         yield factory
     finally:
         await _teardown(first, driver_kind)
+        for made in factory.created:
+            if isinstance(made, PodmanDriver):
+                await made.close()
 
 
 async def _teardown(driver: RuntimeDriver, kind: str) -> None:

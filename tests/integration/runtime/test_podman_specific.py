@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -59,6 +58,7 @@ async def test_pods_in_a_network_namespace(driver: RuntimeDriver, netns: str, sa
     finally:
         await inner.purge()
         await inner.remove_network()
+        await inner.close()
 
 
 async def test_existing_network_with_another_subnet_is_refused(driver: RuntimeDriver) -> None:
@@ -80,19 +80,7 @@ async def test_scope_labels_separate_nodes(driver: RuntimeDriver, sandbox_spec: 
         assert mine.ip != theirs.ip
     finally:
         await other.purge()
-
-
-async def test_start_latency(driver: RuntimeDriver, sandbox_spec: SpecFactory) -> None:
-    """Pod sandbox + one container, created and started: well under 3 s on this machine."""
-    await driver.create_sandbox(sandbox_spec("warmup"))  # network and infra image exist now
-    started = time.monotonic()
-    sandbox = await driver.create_sandbox(sandbox_spec("timed"))
-    sandbox_done = time.monotonic()
-    container_id = await run_container(driver, sandbox.id, ContainerSpec(name="web", image=DEMO_IMAGE))
-    done = time.monotonic()
-    await wait_state(driver, container_id, State.RUNNING)
-    print(f"podman pod create+start {sandbox_done - started:.3f}s, container create+start {done - sandbox_done:.3f}s")
-    assert done - started < 3
+        await other.close()
 
 
 async def test_create_container_again_returns_the_same_container(driver: RuntimeDriver,

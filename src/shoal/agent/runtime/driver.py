@@ -189,6 +189,10 @@ class RuntimeDriver(Protocol):
 
     async def version(self) -> str: ...
 
+    async def close(self) -> None:
+        """Release the driver's own resources (clients, background tasks); pods and containers stay."""
+        ...
+
     async def ensure_image(self, image: str, policy: str) -> str:
         """Make ``image`` available per imagePullPolicy; returns its image ID."""
         ...

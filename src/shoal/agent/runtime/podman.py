@@ -2,7 +2,11 @@
 
 The pod's infra container (``/bin/pause`` from the offline demo image) holds the network,
 IPC and UTS namespaces; the pod IP is the infra container's address on the node network
-(subnet = the node's podCIDR).  Containers join the pod with ``podman create --pod``.
+(subnet = the node's podCIDR).  Containers join the pod.  Pods and containers are made through
+podman's REST API (:mod:`.podman_api`, a ``podman system service`` per node), not by forking
+the CLI per step; with a ``state_dir`` the driver keeps ``warm_sandboxes`` started pods ready
+and hands them to new pods (:mod:`.podman_warm`), which takes the infra start off a pod's
+start-up path.
 Everything carries ``shoal.managed=true`` plus the driver's scope ``labels`` and the labels it
 was given, and ``list_*`` finds objects by those labels, so an agent restart recovers its pods
 and containers instead of duplicating them.  See :mod:`.podman_spec` for the spec mapping.
@@ -42,10 +46,12 @@ import asyncio
 import contextlib
 import dataclasses
 import math
+import os
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -70,6 +76,7 @@ from shoal.agent.runtime.driver import (
     State,
 )
 from shoal.agent.runtime.execsession import SubprocessExecSession, run_to_completion
+from shoal.agent.runtime.podman_api import PodmanApi, PodmanService
 from shoal.agent.runtime.podman_cmd import (
     Completed,
     PodmanCli,
@@ -79,13 +86,22 @@ from shoal.agent.runtime.podman_cmd import (
     safe_ulimits,
     write_containers_conf,
 )
+from shoal.agent.runtime.podman_warm import WARM_LABEL, Claim, ClaimStore, WarmPod, WarmPool
 
 #: Exit code of a SIGKILLed main process (the OOM killer sends SIGKILL).
 _SIGKILL_EXIT = 137
 
 
+class _PodInfo(NamedTuple):
+    """What containers of a sandbox need: the name prefix, and for warm pods hostname + hosts file."""
+
+    name: str
+    hostname: str = ""
+    hosts_file: str = ""
+
+
 class PodmanDriver:
-    """RuntimeDriver on podman (see the module docstring)."""
+    """RuntimeDriver on podman (see the module docstring).  Call :meth:`close` when done."""
 
     name = "podman"
     isolated = True
@@ -93,7 +109,8 @@ class PodmanDriver:
     def __init__(self, network: str, subnet: str, gateway: str | None = None, podman: str = "podman",
                  root: str | None = None, runroot: str | None = None, allow_privileged: bool = False,
                  netns: str | None = None, *, labels: Mapping[str, str] | None = None,
-                 pull_timeout: float = 300.0) -> None:
+                 pull_timeout: float = 300.0, state_dir: str | os.PathLike[str] | None = None,
+                 warm_sandboxes: int = 0) -> None:
         self.network = network
         self.subnet = subnet
         self.gateway = gateway
@@ -103,19 +120,31 @@ class PodmanDriver:
         self.cli = PodmanCli(podman, root=root, runroot=runroot, netns=netns)
         self.ulimits = safe_ulimits()
         self._conf_path = write_containers_conf(self.ulimits)
+        self.api = PodmanApi(PodmanService.shared(self.cli, {"CONTAINERS_CONF": str(self._conf_path)}))
+        self.claims = ClaimStore(Path(state_dir)) if state_dir is not None else None
+        self.pool = WarmPool(warm_sandboxes if self.claims is not None else 0, create=self._new_warm_pod,
+                             adopt=self._adopt_warm_pods)
         self._setup_lock = asyncio.Lock()
         self._network_ready = False
-        self._infra_image_id: str | None = None
+        self._demo_checked = False
         self._oom: dict[str, bool] = {}
+        self._ips: dict[str, str] = {}  # sandbox id -> infra IP, while the infra runs
+        self._pods: dict[str, _PodInfo] = {}
+
+    async def close(self) -> None:
+        """Stop refilling warm pods and close the API client (pods and containers stay)."""
+        await self.pool.close()
+        await self.api.close()
 
     # -- node setup -------------------------------------------------------------------------
 
     async def version(self) -> str:
-        info = await self.cli.json("version", "--format", "json")
-        return f"podman {info['Client']['Version']}"
+        info = await self.api.call("GET", "/version")
+        return f"podman {info['Version']}"
 
     async def ensure_network(self) -> None:
-        """Create the node's bridge network (subnet = podCIDR) unless it exists with that subnet."""
+        """Create the node's bridge network (subnet = podCIDR) unless it exists with that subnet;
+        then start filling the warm pool."""
         if self._network_ready:
             return
         async with self._setup_lock:
@@ -128,6 +157,7 @@ class PodmanDriver:
                 if result.returncode != 0 and not await self._network_matches():
                     raise self.cli.error(self.cli.argv(*args), result)
             self._network_ready = True
+        self.pool.kick()
 
     async def _network_matches(self) -> bool:
         result = await self.cli.run("network", "inspect", "--format", "json", self.network, check=False)
@@ -144,11 +174,6 @@ class PodmanDriver:
             await self.cli.run("network", "rm", self.network)
         self._network_ready = False
 
-    async def _infra_image(self) -> str:
-        if self._infra_image_id is None:
-            self._infra_image_id = await ensure_demo_image(cli=self.cli)
-        return DEMO_IMAGE
-
     # -- images -------------------------------------------------------------------------------
 
     async def ensure_image(self, image: str, policy: str) -> str:
@@ -156,8 +181,11 @@ class PodmanDriver:
             raise InvalidSpecError(f"unknown imagePullPolicy {policy!r}")
         ref = spec_.qualify_image(image)
         if is_demo_image(ref):  # built on the node, never pulled
-            await ensure_demo_image(cli=self.cli)
-            found = await self._image_id(ref)
+            found = await self._image_id(ref) if self._demo_checked else None
+            if found is None:
+                await ensure_demo_image(cli=self.cli)
+                self._demo_checked = True
+                found = await self._image_id(ref)
             if found is None:
                 raise ImageNotPresentError(f"{image!r}: the demo image is tagged {DEMO_IMAGE} and {DEMO_IMAGE_V2}")
             return found
@@ -180,49 +208,121 @@ class PodmanDriver:
         return pulled
 
     async def _image_id(self, ref: str) -> str | None:
-        result = await self.cli.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
-        if result.returncode != 0:
+        try:
+            found = await self.api.call("GET", f"/images/{ref}/json")
+        except PodmanNotFoundError:
             return None
-        return f"sha256:{result.stdout.decode().strip()}"
+        return f"sha256:{found['Id']}"
+
+    async def _infra_image(self) -> str:
+        await self.ensure_image(DEMO_IMAGE, "Never")
+        return DEMO_IMAGE
 
     # -- sandboxes ----------------------------------------------------------------------------
 
     async def create_sandbox(self, spec: SandboxSpec) -> SandboxStatus:
-        """Create and start the pod; the same pod (name and uid) created before is reused."""
+        """Claim a warm pod, or create and start one; the same pod (name and uid) created
+        before is reused."""
         await self.ensure_network()
-        infra_image = await self._infra_image()
+        if self.claims is not None and not spec.dns_servers and not spec.dns_searches and not any(
+                p.host_port for p in spec.ports):
+            warm = self.pool.take()
+            if warm is not None:
+                return await self._claim(warm, spec, self.claims)
         name = spec_.pod_name(spec)
-        args = spec_.sandbox_create_args(spec, name=name, network=self.network, infra_image=infra_image,
+        body = spec_.sandbox_create_body(spec, name=name, network=self.network, infra_image=await self._infra_image(),
                                          labels=spec_.sandbox_labels(spec, self.scope_labels))
-        result = await self.cli.run(*args, env={"CONTAINERS_CONF": str(self._conf_path)}, check=False)
-        if result.returncode != 0:
-            existing = await self._pod_inspect(name) if "in use" in clean_message(result.stderr) else None
-            if existing is None or (existing.get("Labels") or {}).get(spec_.POD_UID_LABEL) != spec.pod_uid:
-                raise self.cli.error(self.cli.argv(*args), result)
-            await self.cli.run("pod", "start", existing["Id"])
-            return await self._sandbox_status(existing["Id"])
-        pod_id = result.stdout.decode().strip()
         try:
-            await self.cli.run("pod", "start", pod_id)
+            pod_id = str((await self.api.call("POST", "/pods/create", body=body))["Id"])
+        except PodmanError as exc:
+            existing = await self._pod_inspect(name) if "in use" in exc.message else None
+            if existing is None or (existing.get("Labels") or {}).get(spec_.POD_UID_LABEL) != spec.pod_uid:
+                raise
+            await self.api.call("POST", f"/pods/{existing['Id']}/start")
+            return await self._sandbox_status(str(existing["Id"]))
+        try:
+            await self.api.call("POST", f"/pods/{pod_id}/start")
             return await self._sandbox_status(pod_id)
         except BaseException:
-            await self.cli.run("pod", "rm", "--force", "--time", "0", "--ignore", pod_id, check=False)
+            await self.remove_sandbox(pod_id)
             raise
+
+    async def _claim(self, warm: WarmPod, spec: SandboxSpec, claims: ClaimStore) -> SandboxStatus:
+        labels = spec_.sandbox_labels(spec, self.scope_labels)
+        claim = Claim(pod_uid=spec.pod_uid, pod_name=spec_.pod_name(spec), hostname=spec.hostname[:63],
+                      labels=labels)
+        hosts = await asyncio.to_thread(claims.put, warm.id, claim, warm.ip)
+        self._pods[warm.id] = _PodInfo(claim.pod_name, claim.hostname, hosts)
+        self._ips[warm.id] = warm.ip
+        return SandboxStatus(id=warm.id, pod_uid=spec.pod_uid, ip=warm.ip, ready=True, labels=labels,
+                             created_at=parse_time(warm.created))
+
+    async def _new_warm_pod(self) -> WarmPod:
+        name = f"shoal_warm_{secrets.token_hex(6)}"
+        labels = {**self.scope_labels, spec_.MANAGED_LABEL: "true", WARM_LABEL: "true"}
+        body = spec_.sandbox_create_body(None, name=name, network=self.network,
+                                         infra_image=await self._infra_image(), labels=labels)
+        pod_id = str((await self.api.call("POST", "/pods/create", body=body))["Id"])
+        try:
+            await self.api.call("POST", f"/pods/{pod_id}/start")
+            status = await self._sandbox_status(pod_id)
+        except BaseException:
+            await self.remove_sandbox(pod_id)
+            raise
+        return WarmPod(pod_id, status.ip, status.created_at.isoformat() if status.created_at else "")
+
+    async def _adopt_warm_pods(self) -> list[WarmPod]:
+        """Unclaimed warm pods left by an earlier agent: running ones join the pool, others go."""
+        adopted: list[WarmPod] = []
+        for pod in await self._list_pods():
+            labels = pod.get("Labels") or {}
+            if labels.get(WARM_LABEL) != "true" or (self.claims and self.claims.get(str(pod["Id"]))):
+                continue
+            status = await self._sandbox_status(str(pod["Id"]))
+            if status.ready and status.ip:
+                adopted.append(WarmPod(status.id, status.ip, str(pod.get("Created") or "")))
+            else:
+                await self.remove_sandbox(status.id)
+        return adopted
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         """Remove the pod and all its containers (idempotent)."""
-        await self.cli.run("pod", "rm", "--force", "--time", "0", "--ignore", sandbox_id)
+        self.pool.forget(sandbox_id)
+        with contextlib.suppress(PodmanNotFoundError):
+            await self.api.call("DELETE", f"/pods/{sandbox_id}", params={"force": True, "timeout": 0})
+        if self.claims is not None:
+            await asyncio.to_thread(self.claims.remove, sandbox_id)
+        self._ips.pop(sandbox_id, None)
+        self._pods.pop(sandbox_id, None)
+
+    async def _list_pods(self) -> list[dict[str, Any]]:
+        pods = await self.api.call("GET", "/pods/json", params={"filters": {"label": self._label_filters()}}) or []
+        return [p for p in pods if self._in_scope(p.get("Labels") or {})]
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
-        pods = await self.cli.json("pod", "ps", "--format", "json", *self._label_filters()) or []
-        pods = [p for p in pods if self._in_scope(p.get("Labels") or {})]
-        infra = await self._inspect_many([p["InfraId"] for p in pods if p.get("InfraId")])
-        by_id = {c["Id"]: c for c in infra}
-        return [self._to_sandbox(p, by_id.get(p.get("InfraId", ""))) for p in pods]
+        """The node's pods; unclaimed warm pods are not listed (they belong to no pod yet)."""
+        out: list[SandboxStatus] = []
+        for pod in await self._list_pods():
+            pod_id, labels = str(pod["Id"]), dict(pod.get("Labels") or {})
+            if labels.get(WARM_LABEL) == "true":
+                claim = self.claims.get(pod_id) if self.claims is not None else None
+                if claim is None:
+                    continue
+                labels = claim.labels
+                self._pods.setdefault(pod_id, _PodInfo(claim.pod_name, claim.hostname,
+                                                       self.claims.hosts_file(pod_id) if self.claims else ""))
+            running = any(c.get("Id") == pod.get("InfraId") and str(c.get("Status")).lower() == "running"
+                          for c in pod.get("Containers") or [])
+            ip = self._ips.get(pod_id, "") if running else ""
+            if running and not ip:
+                ip = (await self._sandbox_status(pod_id)).ip
+            out.append(SandboxStatus(id=pod_id, pod_uid=labels.get(spec_.POD_UID_LABEL, ""), ip=ip, ready=running,
+                                     labels=labels, created_at=parse_time(pod.get("Created"))))
+        return out
 
     async def _pod_inspect(self, name_or_id: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = await self.cli.json("pod", "inspect", "--format", "json", name_or_id)
+            result: dict[str, Any] = await self.api.call("GET", f"/pods/{name_or_id}/json")
         except PodmanNotFoundError:
             return None
         return result
@@ -232,59 +332,71 @@ class PodmanDriver:
         if pod is None:
             raise NotFoundError(f"sandbox {pod_id} not found")
         infra = await self._inspect_many([pod["InfraContainerID"]])
-        return self._to_sandbox(pod, infra[0] if infra else None)
-
-    def _to_sandbox(self, pod: Mapping[str, Any], infra: Mapping[str, Any] | None) -> SandboxStatus:
         labels = dict(pod.get("Labels") or {})
-        running = infra is not None and spec_.container_state(infra) is State.RUNNING
-        return SandboxStatus(
-            id=str(pod["Id"]),
-            pod_uid=labels.get(spec_.POD_UID_LABEL, ""),
-            ip=spec_.network_ip(infra, self.network) if infra is not None and running else "",
-            ready=running,
-            labels=labels,
-            created_at=parse_time(pod.get("Created")),
-        )
+        running = bool(infra) and spec_.container_state(infra[0]) is State.RUNNING
+        ip = spec_.network_ip(infra[0], self.network) if running else ""
+        if ip:
+            self._ips[str(pod["Id"])] = ip
+        return SandboxStatus(id=str(pod["Id"]), pod_uid=labels.get(spec_.POD_UID_LABEL, ""), ip=ip, ready=running,
+                             labels=labels, created_at=parse_time(pod.get("Created")))
+
+    async def _pod_info(self, sandbox_id: str) -> _PodInfo:
+        known = self._pods.get(sandbox_id)
+        if known is not None:
+            return known
+        claim = self.claims.get(sandbox_id) if self.claims is not None else None
+        if claim is not None and self.claims is not None:
+            info = _PodInfo(claim.pod_name, claim.hostname, self.claims.hosts_file(sandbox_id))
+        else:
+            pod = await self._pod_inspect(sandbox_id)
+            if pod is None:
+                raise NotFoundError(f"sandbox {sandbox_id} not found")
+            info = _PodInfo(str(pod["Name"]))
+        self._pods[sandbox_id] = info
+        return info
 
     # -- containers ---------------------------------------------------------------------------
 
     async def create_container(self, sandbox_id: str, spec: ContainerSpec) -> str:
-        pod = await self._pod_inspect(sandbox_id)
-        if pod is None:
-            raise NotFoundError(f"sandbox {sandbox_id} not found")
-        name = spec_.container_name(str(pod["Name"]), spec)
-        args = spec_.container_create_args(
-            dataclasses.replace(spec, image=spec_.qualify_image(spec.image)), pod_id=str(pod["Id"]), name=name,
+        info = await self._pod_info(sandbox_id)
+        name = spec_.container_name(info.name, spec)
+        body = spec_.container_create_body(
+            dataclasses.replace(spec, image=spec_.qualify_image(spec.image)), pod_id=sandbox_id, name=name,
             labels=spec_.container_labels(spec, self.scope_labels), ulimits=self.ulimits,
-            allow_privileged=self.allow_privileged)
+            allow_privileged=self.allow_privileged, hostname=info.hostname, hosts_file=info.hosts_file)
         try:
-            return (await self.cli.run(*args)).stdout.decode().strip()
+            return str((await self.api.call("POST", "/containers/create", body=body))["Id"])
+        except PodmanNotFoundError as exc:
+            raise NotFoundError(f"sandbox {sandbox_id}: {exc}") from exc
         except PodmanError as exc:
             # Same pod, container and attempt created before (agent crashed before it learnt
             # the ID): that container is the answer, not a duplicate.
             existing = await self._inspect_many([name]) if "in use" in exc.message else []
-            if existing and existing[0].get("Pod") == pod["Id"]:
+            if existing and existing[0].get("Pod") == sandbox_id:
                 return str(existing[0]["Id"])
             raise
 
     async def start_container(self, container_id: str) -> None:
-        await self.cli.run("start", container_id)
+        await self.api.call("POST", f"/containers/{container_id}/start")
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         grace = max(0, math.ceil(grace_seconds))
-        await self.cli.run("stop", "--time", str(grace), container_id, time_limit=grace + 60)
+        await self.api.call("POST", f"/containers/{container_id}/stop", params={"timeout": grace},
+                            time_limit=grace + 60)
 
     async def remove_container(self, container_id: str) -> None:
         """Remove the container, killing it if it still runs (idempotent)."""
-        await self.cli.run("rm", "--force", "--time", "0", "--ignore", container_id)
+        with contextlib.suppress(PodmanNotFoundError):
+            await self.api.call("DELETE", f"/containers/{container_id}",
+                                params={"force": True, "timeout": 0, "ignore": True})
         self._oom.pop(container_id, None)
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
-        args = ["ps", "--all", "--quiet", "--no-trunc", *self._label_filters()]
+        filters: dict[str, list[str]] = {"label": self._label_filters()}
         if sandbox_id is not None:
-            args += ["--filter", f"pod={sandbox_id}"]
-        ids = (await self.cli.run(*args)).stdout.decode().split()
-        found = await self._inspect_many(ids)
+            filters["pod"] = [sandbox_id]
+        listed = await self.api.call("GET", "/containers/json", params={"all": True, "filters": filters}) or []
+        found = await self._inspect_many([str(c["Id"]) for c in listed if not c.get("IsInfra")])
         return [await self._to_status(c) for c in found
                 if not c.get("IsInfra") and self._in_scope((c.get("Config") or {}).get("Labels") or {})]
 
@@ -298,19 +410,15 @@ class PodmanDriver:
         return found[0]
 
     async def _inspect_many(self, ids: list[str]) -> list[dict[str, Any]]:
-        """``podman container inspect`` of several IDs; ones removed meanwhile are skipped."""
-        if not ids:
-            return []
-        try:
-            result: list[dict[str, Any]] = await self.cli.json("container", "inspect", "--format", "json", *ids)
-            return result
-        except PodmanNotFoundError:
-            if len(ids) == 1:
-                return []
-        out: list[dict[str, Any]] = []
-        for one in ids:
-            out += await self._inspect_many([one])
-        return out
+        """Container inspects of several IDs; ones removed meanwhile are skipped."""
+        async def one(container_id: str) -> dict[str, Any] | None:
+            try:
+                found: dict[str, Any] = await self.api.call("GET", f"/containers/{container_id}/json")
+            except PodmanNotFoundError:
+                return None
+            return found
+
+        return [c for c in await asyncio.gather(*(one(i) for i in ids)) if c is not None]
 
     async def _to_status(self, inspect: Mapping[str, Any]) -> ContainerStatus:
         cid = str(inspect["Id"])
@@ -374,17 +482,16 @@ class PodmanDriver:
     # -- housekeeping -------------------------------------------------------------------------
 
     async def purge(self) -> None:
-        """Remove every pod and container of this driver's scope (tests, node teardown)."""
-        for sandbox in await self.list_sandboxes():
-            await self.remove_sandbox(sandbox.id)
+        """Remove every pod (warm ones too) and container of this driver's scope (tests, node
+        teardown); stops refilling the warm pool."""
+        await self.pool.close()
+        for pod in await self._list_pods():
+            await self.remove_sandbox(str(pod["Id"]))
         for container in await self.list_containers():
             await self.remove_container(container.id)
 
     def _label_filters(self) -> list[str]:
-        args = ["--filter", f"label={spec_.MANAGED_LABEL}=true"]
-        for key, value in sorted(self.scope_labels.items()):
-            args += ["--filter", f"label={key}={value}"]
-        return args
+        return [f"{spec_.MANAGED_LABEL}=true", *(f"{k}={v}" for k, v in sorted(self.scope_labels.items()))]
 
     def _in_scope(self, labels: Mapping[str, str]) -> bool:
         return labels.get(spec_.MANAGED_LABEL) == "true" and all(

@@ -1,22 +1,23 @@
-"""Pure translations for the podman driver: specs → podman argv, ``podman inspect`` → status.
+"""Pure translations for the podman driver: specs → libpod API bodies, inspect → status.
 
-Nothing here runs a process, so these functions are unit-tested directly.
+Nothing here does I/O, so these functions are unit-tested directly.
 
-Mapping (Kubernetes → podman):
+Mapping (Kubernetes → libpod ``SpecGenerator``/``PodSpecGenerator``):
 
-* Pod → ``podman pod create --name shoal_<ns>_<name>_<uid8>`` on the node's bridge network,
-  ``--hostname``, ``--dns``/``--dns-search``, ``-p`` for hostPorts, infra command
-  :data:`~shoal.agent.runtime.demo_image.PAUSE_COMMAND` from the demo image.
-* ``command`` → ``--entrypoint`` (JSON array form, so arguments with spaces survive);
-  ``args`` → the trailing command arguments.  With ``command`` set, the image CMD is dropped
-  (podman's behaviour when ``--entrypoint`` is given, matching Kubernetes).
-* memory limit → ``--memory`` and an equal ``--memory-swap`` (no swap, so the OOM killer
-  fires at the limit); memory request → ``--memory-reservation``; cpu limit → ``--cpus``;
-  cpu request → ``--cpu-shares`` (kubelet's formula: millis × 1024 / 1000, at least 2).
-* securityContext → ``--user uid[:gid]``, ``--read-only``, ``--cap-add/--cap-drop``;
-  ``privileged`` → ``--privileged`` only when the driver allows it (else InvalidSpecError).
-* Always: explicit ``--ulimit`` nofile/nproc, ``--log-driver k8s-file`` (the driver reads the
-  log file itself), ``--pull never`` (pulls happen only in ``ensure_image``).
+* Pod → ``pods/create`` named ``shoal_<ns>_<name>_<uid8>`` on the node's bridge network, with
+  ``hostname``, ``dns_server``/``dns_search``, ``portmappings`` for hostPorts and the infra
+  command :data:`~shoal.agent.runtime.demo_image.PAUSE_COMMAND` from the demo image.  A warm
+  pod (see :mod:`.podman_warm`) shares no UTS namespace: its containers get their own, named
+  after the claiming pod, and the agent-written /etc/hosts.
+* ``command`` → ``entrypoint`` (the image CMD is then dropped, as Kubernetes does);
+  ``args`` → ``command`` (kept after the image's entrypoint when ``command`` is unset).
+* memory limit → ``memory.limit`` and an equal ``memory.swap`` (no swap, so the OOM killer
+  fires at the limit); memory request → ``memory.reservation``; cpu limit → CFS quota over a
+  100 ms period; cpu request → ``cpu.shares`` (kubelet's formula: millis × 1024 / 1000, ≥ 2).
+* securityContext → ``user`` uid[:gid], ``read_only_filesystem``, ``cap_add``/``cap_drop``;
+  ``privileged`` only when the driver allows it (else InvalidSpecError).
+* Always: explicit nofile/nproc ``r_limits``, the ``k8s-file`` log driver (the driver reads
+  the log file itself); the API never pulls (pulls happen only in ``ensure_image``).
 
 Container names are ``<pod name>_<container>_<attempt>`` so a retry after an agent crash hits
 "name in use" instead of silently duplicating a container.
@@ -24,7 +25,6 @@ Container names are ``<pod name>_<container>_<attempt>`` so a retry after an age
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +48,8 @@ CONTAINER_NAME_LABEL = labels_.CONTAINER_NAME
 ATTEMPT_LABEL = labels_.CONTAINER_ATTEMPT
 #: Default stop timeout baked into each container (``podman stop`` without ``-t``).
 DEFAULT_STOP_TIMEOUT = 30
+#: CFS period for cpu limits (what ``podman --cpus`` uses).
+CPU_PERIOD = 100_000
 
 _STATE_MAP = {
     "created": State.CREATED,
@@ -70,13 +72,6 @@ def container_name(pod: str, spec: ContainerSpec) -> str:
     return f"{pod}_{spec.name}_{attempt}"
 
 
-def label_args(labels: Mapping[str, str]) -> list[str]:
-    out: list[str] = []
-    for key, value in sorted(labels.items()):
-        out += ["--label", f"{key}={value}"]
-    return out
-
-
 def sandbox_labels(spec: SandboxSpec, scope: Mapping[str, str]) -> dict[str, str]:
     return {
         **spec.labels,
@@ -92,99 +87,115 @@ def container_labels(spec: ContainerSpec, scope: Mapping[str, str]) -> dict[str,
     return {**spec.labels, **scope, MANAGED_LABEL: "true", CONTAINER_NAME_LABEL: spec.name}
 
 
-def sandbox_create_args(spec: SandboxSpec, *, name: str, network: str, infra_image: str,
-                        labels: Mapping[str, str]) -> list[str]:
-    args = [
-        "pod", "create",
-        "--name", name,
-        "--network", network,
-        "--hostname", spec.hostname[:63],
-        "--infra-image", infra_image,
-        "--infra-command", PAUSE_COMMAND,
-        "--infra-name", f"{name}-infra",
-        "--exit-policy", "continue",
-    ]
-    for server in spec.dns_servers:
-        args += ["--dns", server]
-    for search in spec.dns_searches:
-        args += ["--dns-search", search]
-    for port in spec.ports:
-        if port.host_port:
-            host = f"{port.host_ip}:" if port.host_ip else ""
-            args += ["-p", f"{host}{port.host_port}:{port.container_port}/{port.protocol.lower()}"]
-    return args + label_args(labels)
+def sandbox_create_body(spec: SandboxSpec | None, *, name: str, network: str, infra_image: str,
+                        labels: Mapping[str, str]) -> dict[str, Any]:
+    """The libpod ``pods/create`` body (PodSpecGenerator).
+
+    ``spec`` None builds a *warm* pod (:mod:`.podman_warm`): not yet any pod's, so it shares
+    only the cgroup, IPC and network namespaces — each container gets the UTS namespace and
+    hostname of the pod that later claims it."""
+    body: dict[str, Any] = {
+        "name": name,
+        "labels": dict(labels),
+        "infra_image": infra_image,
+        "infra_command": [PAUSE_COMMAND],
+        "infra_name": f"{name}-infra",
+        "netns": {"nsmode": "bridge"},
+        "Networks": {network: {}},
+        "exit_policy": "continue",
+    }
+    if spec is None:
+        body["shared_namespaces"] = ["cgroup", "ipc", "net"]
+        return body
+    body["hostname"] = spec.hostname[:63]
+    if spec.dns_servers:
+        body["dns_server"] = list(spec.dns_servers)
+    if spec.dns_searches:
+        body["dns_search"] = list(spec.dns_searches)
+    body["portmappings"] = [
+        {"container_port": p.container_port, "host_port": p.host_port, "host_ip": p.host_ip,
+         "protocol": p.protocol.lower()}
+        for p in spec.ports if p.host_port]
+    return body
 
 
-def container_create_args(spec: ContainerSpec, *, pod_id: str, name: str, labels: Mapping[str, str],
-                          ulimits: Mapping[str, int], allow_privileged: bool) -> list[str]:
-    """``podman create`` arguments; raises InvalidSpecError for specs podman must not run."""
-    args = [
-        "create",
-        "--pod", pod_id,
-        "--name", name,
-        "--pull", "never",
-        "--log-driver", "k8s-file",
-        "--stop-timeout", str(DEFAULT_STOP_TIMEOUT),
-    ]
-    for limit_name, value in sorted(ulimits.items()):
-        args += ["--ulimit", f"{limit_name}={value}:{value}"]
-    args += label_args(labels)
-    for key, env_value in spec.env.items():
+def container_create_body(spec: ContainerSpec, *, pod_id: str, name: str, labels: Mapping[str, str],
+                          ulimits: Mapping[str, int], allow_privileged: bool, hostname: str = "",
+                          hosts_file: str = "") -> dict[str, Any]:
+    """The libpod ``containers/create`` body (SpecGenerator); raises InvalidSpecError for specs
+    podman must not run.  ``hostname`` gives the container its own UTS namespace with that name
+    and ``hosts_file`` is bind-mounted on /etc/hosts (both for containers of warm pods)."""
+    for key in spec.env:
         if not key or "=" in key:
             raise InvalidSpecError(f"invalid environment variable name {key!r}")
-        args += ["--env", f"{key}={env_value}"]
+    mounts = [{"destination": m.container_path, "source": m.host_path, "type": "bind",
+               "options": ["rbind", "ro" if m.read_only else "rw"]} for m in spec.mounts]
+    if hosts_file and not any(m.container_path == "/etc/hosts" for m in spec.mounts):
+        mounts.append({"destination": "/etc/hosts", "source": hosts_file, "type": "bind", "options": ["rbind", "ro"]})
+    body: dict[str, Any] = {
+        "name": name,
+        "pod": pod_id,
+        "image": spec.image,
+        "labels": dict(labels),
+        "env": dict(spec.env),
+        "log_configuration": {"driver": "k8s-file"},
+        "stop_timeout": DEFAULT_STOP_TIMEOUT,
+        "r_limits": [{"type": k, "hard": v, "soft": v} for k, v in sorted(ulimits.items())],
+        "mounts": mounts,
+        "stdin": spec.stdin,
+        "terminal": spec.tty,
+    }
+    if hostname:
+        body["hostname"] = hostname[:63]
+        body["utsns"] = {"nsmode": "private"}
     if spec.working_dir:
-        args += ["--workdir", spec.working_dir]
-    for mount in spec.mounts:
-        if ":" in mount.host_path or ":" in mount.container_path:
-            raise InvalidSpecError(f"mount paths must not contain ':' ({mount.host_path} → {mount.container_path})")
-        args += ["--volume", f"{mount.host_path}:{mount.container_path}{':ro' if mount.read_only else ''}"]
-    args += _resource_args(spec)
-    args += _security_args(spec, allow_privileged)
-    if spec.stdin:
-        args.append("--interactive")
-    if spec.tty:
-        args.append("--tty")
+        body["work_dir"] = spec.working_dir
     if spec.command:
-        args += ["--entrypoint", json.dumps(list(spec.command))]
-    args.append(spec.image)
-    args += list(spec.args)
-    return args
+        body["entrypoint"] = list(spec.command)
+    if spec.args:
+        body["command"] = list(spec.args)
+    limits = _resource_limits(spec)
+    if limits:
+        body["resource_limits"] = limits
+    body.update(_security(spec, allow_privileged))
+    return body
 
 
-def _resource_args(spec: ContainerSpec) -> list[str]:
+def _resource_limits(spec: ContainerSpec) -> dict[str, Any]:
     res = spec.resources
-    args: list[str] = []
+    memory: dict[str, int] = {}
+    cpu: dict[str, int] = {}
     if res.memory_limit_bytes:
-        args += ["--memory", str(res.memory_limit_bytes), "--memory-swap", str(res.memory_limit_bytes)]
+        memory["limit"] = memory["swap"] = res.memory_limit_bytes  # no swap: OOM-killed at the limit
     if res.memory_request_bytes and (not res.memory_limit_bytes or res.memory_request_bytes <= res.memory_limit_bytes):
-        args += ["--memory-reservation", str(res.memory_request_bytes)]
+        memory["reservation"] = res.memory_request_bytes
     if res.cpu_limit_millis:
-        args += ["--cpus", f"{res.cpu_limit_millis / 1000:.3f}"]
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = res.cpu_limit_millis * CPU_PERIOD // 1000
     if res.cpu_request_millis:
-        args += ["--cpu-shares", str(max(2, math.floor(res.cpu_request_millis * 1024 / 1000)))]
-    return args
+        cpu["shares"] = max(2, math.floor(res.cpu_request_millis * 1024 / 1000))
+    return {key: value for key, value in (("memory", memory), ("cpu", cpu)) if value}
 
 
-def _security_args(spec: ContainerSpec, allow_privileged: bool) -> list[str]:
+def _security(spec: ContainerSpec, allow_privileged: bool) -> dict[str, Any]:
     sec = spec.security
-    args: list[str] = []
+    out: dict[str, Any] = {}
     if sec.privileged:
         if not allow_privileged:
             raise InvalidSpecError(f"container {spec.name!r}: privileged containers are not allowed on this node")
-        args.append("--privileged")
+        out["privileged"] = True
     if sec.run_as_user is not None or sec.run_as_group is not None:
         user = str(sec.run_as_user if sec.run_as_user is not None else 0)
         if sec.run_as_group is not None:
             user += f":{sec.run_as_group}"
-        args += ["--user", user]
+        out["user"] = user
     if sec.read_only_root_filesystem:
-        args.append("--read-only")
-    for cap in sec.capabilities_add:
-        args += ["--cap-add", cap]
-    for cap in sec.capabilities_drop:
-        args += ["--cap-drop", cap]
-    return args
+        out["read_only_filesystem"] = True
+    if sec.capabilities_add:
+        out["cap_add"] = list(sec.capabilities_add)
+    if sec.capabilities_drop:
+        out["cap_drop"] = list(sec.capabilities_drop)
+    return out
 
 
 def container_state(inspect: Mapping[str, Any]) -> State:

@@ -99,6 +99,9 @@ class ProcessDriver:
         self.state = StateDir(Path(state_dir))
         _warn_once()
 
+    async def close(self) -> None:
+        """Nothing to release: supervised processes outlive the driver by design."""
+
     async def version(self) -> str:
         return f"process 1 (python {platform.python_version()})"
 

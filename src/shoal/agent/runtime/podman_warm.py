@@ -1,0 +1,170 @@
+"""Warm sandboxes: started podman pods kept ready for the next Kubernetes pod of the node.
+
+Starting a pod's infra container (CNI network set-up plus runc) is ~60 % of a pod start.  The
+podman driver therefore keeps ``size`` started, unclaimed pods on the node network ("warm"),
+and ``create_sandbox`` *claims* one instead of creating a pod, when the Kubernetes pod needs
+nothing that is fixed at pod creation (hostPorts, DNS options); otherwise, or when the pool
+is empty, it creates a pod as before.  After each claim the pool is refilled in the
+background.
+
+Invariants:
+
+* A warm pod carries ``shoal.warm=true`` plus the driver's scope labels, and no pod identity:
+  podman labels cannot change after creation, so the identity of a claimed warm pod (uid,
+  name, namespace, hostname, labels) lives in a *claim* file ``<state_dir>/claims/<pod id>``
+  written (atomically) before ``create_sandbox`` returns.  ``list_sandboxes`` reports claimed
+  warm pods with that identity and hides unclaimed ones, so an agent restart finds claimed
+  pods again and never hands a claimed pod out twice.
+* A warm pod shares only the cgroup, IPC and network namespaces; each container gets its own
+  UTS namespace named after the claiming pod, and an agent-written /etc/hosts
+  (``<state_dir>/hosts/<pod id>``: localhost plus "<pod IP> <hostname>", as kubelet writes).
+* Unclaimed warm pods found at start-up are taken back into the pool if their infra runs, and
+  removed otherwise.  Refill errors are logged and retried with a doubling back-off (≤ 30 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["WARM_LABEL", "Claim", "ClaimStore", "WarmPod", "WarmPool"]
+
+log = logging.getLogger(__name__)
+
+WARM_LABEL = "shoal.warm"
+_REFILL_BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who claimed a warm pod: what :class:`~shoal.agent.runtime.driver.SandboxStatus` reports."""
+
+    pod_uid: str
+    pod_name: str  # the podman-style name used for the pod's containers
+    hostname: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmPod:
+    id: str
+    ip: str
+    created: str
+
+
+class ClaimStore:
+    """Claim files and managed hosts files under ``state_dir``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.claims = state_dir / "claims"
+        self.hosts = state_dir / "hosts"
+
+    def get(self, pod_id: str) -> Claim | None:
+        try:
+            data: dict[str, Any] = orjson.loads((self.claims / pod_id).read_bytes())
+        except FileNotFoundError:
+            return None
+        return Claim(pod_uid=str(data["pod_uid"]), pod_name=str(data["pod_name"]), hostname=str(data["hostname"]),
+                     labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()})
+
+    def put(self, pod_id: str, claim: Claim, ip: str) -> str:
+        """Record the claim and write the pod's hosts file; returns the hosts file path."""
+        self.claims.mkdir(parents=True, exist_ok=True)
+        self.hosts.mkdir(parents=True, exist_ok=True)
+        hosts = self.hosts / pod_id
+        _atomic_write(hosts, (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                              f"{ip}\t{claim.hostname}\n").encode())
+        _atomic_write(self.claims / pod_id, orjson.dumps({
+            "pod_uid": claim.pod_uid, "pod_name": claim.pod_name, "hostname": claim.hostname,
+            "labels": claim.labels}))
+        return str(hosts)
+
+    def hosts_file(self, pod_id: str) -> str:
+        return str(self.hosts / pod_id)
+
+    def remove(self, pod_id: str) -> None:
+        (self.claims / pod_id).unlink(missing_ok=True)
+        (self.hosts / pod_id).unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+class WarmPool:
+    """``size`` started, unclaimed pods; :meth:`take` hands one out, a background task refills.
+
+    ``create`` makes and starts one warm pod (returning it); ``adopt`` returns the warm pods that
+    exist, run and are unclaimed (called once, before the first refill)."""
+
+    def __init__(self, size: int, *, create: Callable[[], Awaitable[WarmPod]],
+                 adopt: Callable[[], Awaitable[list[WarmPod]]]) -> None:
+        self.size = size
+        self._create = create
+        self._adopt = adopt
+        self._ready: list[WarmPod] = []
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._adopted = False
+
+    @property
+    def ready(self) -> list[WarmPod]:
+        return list(self._ready)
+
+    def take(self) -> WarmPod | None:
+        """A started warm pod, removed from the pool (None when empty); schedules a refill."""
+        found = self._ready.pop(0) if self._ready else None
+        self.kick()
+        return found
+
+    def kick(self) -> None:
+        """Ask for a refill (starts the refill task on first use, in the running loop)."""
+        if self.size <= 0:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._refill_loop(), name="podman-warm-pool")
+        self._wanted.set()
+
+    def forget(self, pod_id: str) -> None:
+        self._ready = [p for p in self._ready if p.id != pod_id]
+
+    async def close(self) -> None:
+        """Stop refilling; the pods already made stay (and are adopted by the next pool)."""
+        self._ready = []
+        self._adopted = False
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _refill_loop(self) -> None:
+        delay = 1.0
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            try:
+                if not self._adopted:
+                    self._ready += await self._adopt()
+                    self._adopted = True
+                while len(self._ready) < self.size:
+                    self._ready.append(await self._create())
+                delay = 1.0
+            except Exception as exc:  # logged, retried with back-off
+                log.warning("warm sandbox refill failed (retrying in %.0f s): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _REFILL_BACKOFF_MAX)
+                self._wanted.set()
