@@ -90,6 +90,8 @@ class NodeAgent:
                                   node_uid=lambda: self.node.node_uid)
         self.recorder = EventRecorder(client, "kubelet", node_name,
                                       clock=lambda: datetime.fromtimestamp(self.clock.now(), UTC))
+        self._events: asyncio.Queue[tuple[Obj, str, str, str, str]] = asyncio.Queue()
+        self._event_writer: asyncio.Task[None] | None = None
         self.pods = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
         self.pods.add_index("uid", lambda pod: [_uid(pod)])
         self.workers = PodWorkers(self._sync, self.clock,
@@ -122,6 +124,8 @@ class NodeAgent:
         return await self.syncer.sync(uid)
 
     async def _record(self, pod: Obj, container: str, type_: str, reason: str, message: str) -> None:
+        """Queue an Event about ``pod`` (or one of its containers); a background task writes
+        them in order, so a pod start never waits for its Pulled/Created/Started events."""
         if not pod:
             return
         ref = {**pod, "kind": "Pod", "apiVersion": "v1"}
@@ -130,7 +134,28 @@ class NodeAgent:
             spec = pod.get("spec") or {}
             init = any(c.get("name") == container for c in spec.get("initContainers") or [])
             path = f"spec.{'initContainers' if init else 'containers'}{{{container}}}"
-        await self.recorder.record(ref, type_, reason, message, field_path=path)
+        self._events.put_nowait((ref, type_, reason, message, path))
+        if self._event_writer is None or self._event_writer.done():
+            self._event_writer = asyncio.get_running_loop().create_task(self._write_events(), name="pod-events")
+
+    async def _write_events(self) -> None:
+        while True:
+            ref, type_, reason, message, path = await self._events.get()
+            try:
+                await self.recorder.record(ref, type_, reason, message, field_path=path)  # logs its own failures
+            finally:
+                self._events.task_done()
+
+    async def _flush_events(self, within: float = 2.0) -> None:
+        """Give queued events ``within`` seconds to be written, then stop the writer."""
+        writer, self._event_writer = self._event_writer, None
+        if writer is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._events.join(), within)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
 
     def _on_pod(self, pod: Obj) -> None:
         if (pod.get("spec") or {}).get("nodeName") == self.node_name:
@@ -169,6 +194,7 @@ class NodeAgent:
         finally:
             await self.workers.close()
             await self.probes.close()
+            await self._flush_events()
 
     async def _configure_network(self, cidr: str, stop: asyncio.Event) -> None:
         assert self.configure_network is not None
@@ -216,7 +242,7 @@ class NodeAgent:
 
 
 #: Started pods the podman driver keeps ready for new pods (see runtime/podman_warm.py).
-WARM_SANDBOXES = 2
+WARM_SANDBOXES = 3
 
 
 def build_driver(kind: str, *, node_name: str, data_dir: str | os.PathLike[str], podman: str = "podman",

@@ -87,10 +87,12 @@ class RuntimePod:
         return not self.sandboxes and not self.containers
 
 
-async def observe(driver: rt.RuntimeDriver, uid: str) -> RuntimePod:
-    """The runtime state of pod ``uid`` (two or more driver calls)."""
+async def observe(driver: rt.RuntimeDriver, uid: str,
+                  sandboxes: list[rt.SandboxStatus] | None = None) -> RuntimePod:
+    """The runtime state of pod ``uid`` (two or more driver calls); with ``sandboxes`` (the
+    pod's, as just seen) only their containers are listed again."""
     found = RuntimePod(uid)
-    for sandbox in await driver.list_sandboxes():
+    for sandbox in await driver.list_sandboxes(uid) if sandboxes is None else sandboxes:
         if sandbox.pod_uid == uid or sandbox.labels.get(LABEL_POD_UID) == uid:
             found.sandboxes.append(sandbox)
             found.containers += await driver.list_containers(sandbox.id)

@@ -141,7 +141,7 @@ class PodSyncer:
         if initialized:
             for container in spec.get("containers") or []:
                 await self._sync_app(pod, container, runtime, sandbox, volumes, sources, waits, wake)
-        runtime = await ct.observe(self.driver, uid)
+        runtime = await ct.observe(self.driver, uid, runtime.sandboxes)
         await self._collect_garbage(pod, runtime)
         self._update_probes(pod, runtime)
         await self._write_status(pod, runtime, waits)

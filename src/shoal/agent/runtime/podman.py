@@ -47,17 +47,16 @@ import contextlib
 import dataclasses
 import math
 import os
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from shoal.agent.runtime import podman_spec as spec_
 from shoal.agent.runtime.cgroups import cgroup_usage, container_oom_killed
-from shoal.agent.runtime.crilog import parse_time, read_log
+from shoal.agent.runtime.crilog import read_log
 from shoal.agent.runtime.demo_image import DEMO_IMAGE, DEMO_IMAGE_V2, ensure_demo_image, is_demo_image
 from shoal.agent.runtime.driver import (
     ContainerSpec,
@@ -71,8 +70,6 @@ from shoal.agent.runtime.driver import (
     NotFoundError,
     RuntimeDriver,
     RuntimeDriverError,
-    SandboxSpec,
-    SandboxStatus,
     State,
 )
 from shoal.agent.runtime.execsession import SubprocessExecSession, run_to_completion
@@ -86,21 +83,20 @@ from shoal.agent.runtime.podman_cmd import (
     safe_ulimits,
     write_containers_conf,
 )
-from shoal.agent.runtime.podman_warm import WARM_LABEL, Claim, ClaimStore, WarmPod, WarmPool
+from shoal.agent.runtime.podman_pods import PodInfo, PodmanSandboxes
+from shoal.agent.runtime.podman_warm import WARM, ClaimStore, WarmPool
 
 #: Exit code of a SIGKILLed main process (the OOM killer sends SIGKILL).
 _SIGKILL_EXIT = 137
 
 
-class _PodInfo(NamedTuple):
-    """What containers of a sandbox need: the name prefix, and for warm pods hostname + hosts file."""
-
-    name: str
-    hostname: str = ""
-    hosts_file: str = ""
+def _fingerprint(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What changes in a ``containers/json`` entry when the container's inspect changes."""
+    return (entry.get("State"), entry.get("StartedAt"), entry.get("ExitedAt"), entry.get("ExitCode"),
+            entry.get("Restarts"))
 
 
-class PodmanDriver:
+class PodmanDriver(PodmanSandboxes):
     """RuntimeDriver on podman (see the module docstring).  Call :meth:`close` when done."""
 
     name = "podman"
@@ -129,7 +125,9 @@ class PodmanDriver:
         self._demo_checked = False
         self._oom: dict[str, bool] = {}
         self._ips: dict[str, str] = {}  # sandbox id -> infra IP, while the infra runs
-        self._pods: dict[str, _PodInfo] = {}
+        self._pods: dict[str, PodInfo] = {}
+        #: container id -> (list-entry fingerprint at inspect time, inspect result)
+        self._inspected: dict[str, tuple[tuple[Any, ...] | None, dict[str, Any]]] = {}
 
     async def close(self) -> None:
         """Stop refilling warm pods and close the API client (pods and containers stay)."""
@@ -218,143 +216,6 @@ class PodmanDriver:
         await self.ensure_image(DEMO_IMAGE, "Never")
         return DEMO_IMAGE
 
-    # -- sandboxes ----------------------------------------------------------------------------
-
-    async def create_sandbox(self, spec: SandboxSpec) -> SandboxStatus:
-        """Claim a warm pod, or create and start one; the same pod (name and uid) created
-        before is reused."""
-        await self.ensure_network()
-        if self.claims is not None and not spec.dns_servers and not spec.dns_searches and not any(
-                p.host_port for p in spec.ports):
-            warm = self.pool.take()
-            if warm is not None:
-                return await self._claim(warm, spec, self.claims)
-        name = spec_.pod_name(spec)
-        body = spec_.sandbox_create_body(spec, name=name, network=self.network, infra_image=await self._infra_image(),
-                                         labels=spec_.sandbox_labels(spec, self.scope_labels))
-        try:
-            pod_id = str((await self.api.call("POST", "/pods/create", body=body))["Id"])
-        except PodmanError as exc:
-            existing = await self._pod_inspect(name) if "in use" in exc.message else None
-            if existing is None or (existing.get("Labels") or {}).get(spec_.POD_UID_LABEL) != spec.pod_uid:
-                raise
-            await self.api.call("POST", f"/pods/{existing['Id']}/start")
-            return await self._sandbox_status(str(existing["Id"]))
-        try:
-            await self.api.call("POST", f"/pods/{pod_id}/start")
-            return await self._sandbox_status(pod_id)
-        except BaseException:
-            await self.remove_sandbox(pod_id)
-            raise
-
-    async def _claim(self, warm: WarmPod, spec: SandboxSpec, claims: ClaimStore) -> SandboxStatus:
-        labels = spec_.sandbox_labels(spec, self.scope_labels)
-        claim = Claim(pod_uid=spec.pod_uid, pod_name=spec_.pod_name(spec), hostname=spec.hostname[:63],
-                      labels=labels)
-        hosts = await asyncio.to_thread(claims.put, warm.id, claim, warm.ip)
-        self._pods[warm.id] = _PodInfo(claim.pod_name, claim.hostname, hosts)
-        self._ips[warm.id] = warm.ip
-        return SandboxStatus(id=warm.id, pod_uid=spec.pod_uid, ip=warm.ip, ready=True, labels=labels,
-                             created_at=parse_time(warm.created))
-
-    async def _new_warm_pod(self) -> WarmPod:
-        name = f"shoal_warm_{secrets.token_hex(6)}"
-        labels = {**self.scope_labels, spec_.MANAGED_LABEL: "true", WARM_LABEL: "true"}
-        body = spec_.sandbox_create_body(None, name=name, network=self.network,
-                                         infra_image=await self._infra_image(), labels=labels)
-        pod_id = str((await self.api.call("POST", "/pods/create", body=body))["Id"])
-        try:
-            await self.api.call("POST", f"/pods/{pod_id}/start")
-            status = await self._sandbox_status(pod_id)
-        except BaseException:
-            await self.remove_sandbox(pod_id)
-            raise
-        return WarmPod(pod_id, status.ip, status.created_at.isoformat() if status.created_at else "")
-
-    async def _adopt_warm_pods(self) -> list[WarmPod]:
-        """Unclaimed warm pods left by an earlier agent: running ones join the pool, others go."""
-        adopted: list[WarmPod] = []
-        for pod in await self._list_pods():
-            labels = pod.get("Labels") or {}
-            if labels.get(WARM_LABEL) != "true" or (self.claims and self.claims.get(str(pod["Id"]))):
-                continue
-            status = await self._sandbox_status(str(pod["Id"]))
-            if status.ready and status.ip:
-                adopted.append(WarmPod(status.id, status.ip, str(pod.get("Created") or "")))
-            else:
-                await self.remove_sandbox(status.id)
-        return adopted
-
-    async def remove_sandbox(self, sandbox_id: str) -> None:
-        """Remove the pod and all its containers (idempotent)."""
-        self.pool.forget(sandbox_id)
-        with contextlib.suppress(PodmanNotFoundError):
-            await self.api.call("DELETE", f"/pods/{sandbox_id}", params={"force": True, "timeout": 0})
-        if self.claims is not None:
-            await asyncio.to_thread(self.claims.remove, sandbox_id)
-        self._ips.pop(sandbox_id, None)
-        self._pods.pop(sandbox_id, None)
-
-    async def _list_pods(self) -> list[dict[str, Any]]:
-        pods = await self.api.call("GET", "/pods/json", params={"filters": {"label": self._label_filters()}}) or []
-        return [p for p in pods if self._in_scope(p.get("Labels") or {})]
-
-    async def list_sandboxes(self) -> list[SandboxStatus]:
-        """The node's pods; unclaimed warm pods are not listed (they belong to no pod yet)."""
-        out: list[SandboxStatus] = []
-        for pod in await self._list_pods():
-            pod_id, labels = str(pod["Id"]), dict(pod.get("Labels") or {})
-            if labels.get(WARM_LABEL) == "true":
-                claim = self.claims.get(pod_id) if self.claims is not None else None
-                if claim is None:
-                    continue
-                labels = claim.labels
-                self._pods.setdefault(pod_id, _PodInfo(claim.pod_name, claim.hostname,
-                                                       self.claims.hosts_file(pod_id) if self.claims else ""))
-            running = any(c.get("Id") == pod.get("InfraId") and str(c.get("Status")).lower() == "running"
-                          for c in pod.get("Containers") or [])
-            ip = self._ips.get(pod_id, "") if running else ""
-            if running and not ip:
-                ip = (await self._sandbox_status(pod_id)).ip
-            out.append(SandboxStatus(id=pod_id, pod_uid=labels.get(spec_.POD_UID_LABEL, ""), ip=ip, ready=running,
-                                     labels=labels, created_at=parse_time(pod.get("Created"))))
-        return out
-
-    async def _pod_inspect(self, name_or_id: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = await self.api.call("GET", f"/pods/{name_or_id}/json")
-        except PodmanNotFoundError:
-            return None
-        return result
-
-    async def _sandbox_status(self, pod_id: str) -> SandboxStatus:
-        pod = await self._pod_inspect(pod_id)
-        if pod is None:
-            raise NotFoundError(f"sandbox {pod_id} not found")
-        infra = await self._inspect_many([pod["InfraContainerID"]])
-        labels = dict(pod.get("Labels") or {})
-        running = bool(infra) and spec_.container_state(infra[0]) is State.RUNNING
-        ip = spec_.network_ip(infra[0], self.network) if running else ""
-        if ip:
-            self._ips[str(pod["Id"])] = ip
-        return SandboxStatus(id=str(pod["Id"]), pod_uid=labels.get(spec_.POD_UID_LABEL, ""), ip=ip, ready=running,
-                             labels=labels, created_at=parse_time(pod.get("Created")))
-
-    async def _pod_info(self, sandbox_id: str) -> _PodInfo:
-        known = self._pods.get(sandbox_id)
-        if known is not None:
-            return known
-        claim = self.claims.get(sandbox_id) if self.claims is not None else None
-        if claim is not None and self.claims is not None:
-            info = _PodInfo(claim.pod_name, claim.hostname, self.claims.hosts_file(sandbox_id))
-        else:
-            pod = await self._pod_inspect(sandbox_id)
-            if pod is None:
-                raise NotFoundError(f"sandbox {sandbox_id} not found")
-            info = _PodInfo(str(pod["Name"]))
-        self._pods[sandbox_id] = info
-        return info
-
     # -- containers ---------------------------------------------------------------------------
 
     async def create_container(self, sandbox_id: str, spec: ContainerSpec) -> str:
@@ -390,14 +251,25 @@ class PodmanDriver:
             await self.api.call("DELETE", f"/containers/{container_id}",
                                 params={"force": True, "timeout": 0, "ignore": True})
         self._oom.pop(container_id, None)
+        self._inspected.pop(container_id, None)
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        """One API list; a container is inspected again only when its list entry changed since
+        its last inspect (state, start/exit times, exit code), so relists of a steady node cost
+        one call."""
         filters: dict[str, list[str]] = {"label": self._label_filters()}
         if sandbox_id is not None:
             filters["pod"] = [sandbox_id]
         listed = await self.api.call("GET", "/containers/json", params={"all": True, "filters": filters}) or []
-        found = await self._inspect_many([str(c["Id"]) for c in listed if not c.get("IsInfra")])
-        return [await self._to_status(c) for c in found
+        entries = {str(c["Id"]): _fingerprint(c) for c in listed if not c.get("IsInfra")}
+        stale = [cid for cid, mark in entries.items() if self._inspected.get(cid, (None,))[0] != mark]
+        for found in await self._inspect_many(stale):
+            self._inspected[str(found["Id"])] = (entries.get(str(found["Id"])), found)
+        if sandbox_id is None:
+            for gone in set(self._inspected) - set(entries):
+                del self._inspected[gone]
+        current = [self._inspected[cid][1] for cid in entries if cid in self._inspected]
+        return [await self._to_status(c) for c in current
                 if not c.get("IsInfra") and self._in_scope((c.get("Config") or {}).get("Labels") or {})]
 
     async def inspect_container(self, container_id: str) -> ContainerStatus:
@@ -408,17 +280,6 @@ class PodmanDriver:
         if not found:
             raise NotFoundError(f"container {container_id} not found")
         return found[0]
-
-    async def _inspect_many(self, ids: list[str]) -> list[dict[str, Any]]:
-        """Container inspects of several IDs; ones removed meanwhile are skipped."""
-        async def one(container_id: str) -> dict[str, Any] | None:
-            try:
-                found: dict[str, Any] = await self.api.call("GET", f"/containers/{container_id}/json")
-            except PodmanNotFoundError:
-                return None
-            return found
-
-        return [c for c in await asyncio.gather(*(one(i) for i in ids)) if c is not None]
 
     async def _to_status(self, inspect: Mapping[str, Any]) -> ContainerStatus:
         cid = str(inspect["Id"])
@@ -485,17 +346,11 @@ class PodmanDriver:
         """Remove every pod (warm ones too) and container of this driver's scope (tests, node
         teardown); stops refilling the warm pool."""
         await self.pool.close()
-        for pod in await self._list_pods():
+        for pod in await self._list_pods() + await self._list_pods(WARM):
             await self.remove_sandbox(str(pod["Id"]))
         for container in await self.list_containers():
             await self.remove_container(container.id)
 
-    def _label_filters(self) -> list[str]:
-        return [f"{spec_.MANAGED_LABEL}=true", *(f"{k}={v}" for k, v in sorted(self.scope_labels.items()))]
-
-    def _in_scope(self, labels: Mapping[str, str]) -> bool:
-        return labels.get(spec_.MANAGED_LABEL) == "true" and all(
-            labels.get(k) == v for k, v in self.scope_labels.items())
 
 
 __all__ = ["PodmanDriver", "PodmanError"]

@@ -5,12 +5,16 @@ podman driver therefore keeps ``size`` started, unclaimed pods on the node netwo
 and ``create_sandbox`` *claims* one instead of creating a pod, when the Kubernetes pod needs
 nothing that is fixed at pod creation (hostPorts, DNS options); otherwise, or when the pool
 is empty, it creates a pod as before.  After each claim the pool is refilled in the
-background.
+background: at once when the pool ran empty, else :data:`QUIET` seconds after the claim (a
+pod start competes with the claiming pod's own container start).
 
 Invariants:
 
-* A warm pod carries ``shoal.warm=true`` plus the driver's scope labels, and no pod identity:
-  podman labels cannot change after creation, so the identity of a claimed warm pod (uid,
+* A warm pod carries ``shoal.managed=warm`` (not ``true``) plus the driver's scope labels, and
+  no pod identity.  Lists of the node's pods and containers filter on ``shoal.managed=true``, so
+  podman never makes them wait for a warm pod that is being started; claimed warm pods are
+  listed by ID.  Podman
+  labels cannot change after creation, so the identity of a claimed warm pod (uid,
   name, namespace, hostname, labels) lives in a *claim* file ``<state_dir>/claims/<pod id>``
   written (atomically) before ``create_sandbox`` returns.  ``list_sandboxes`` reports claimed
   warm pods with that identity and hides unclaimed ones, so an agent restart finds claimed
@@ -28,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +40,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["WARM_LABEL", "Claim", "ClaimStore", "WarmPod", "WarmPool"]
+__all__ = ["WARM", "Claim", "ClaimStore", "WarmPod", "WarmPool"]
 
 log = logging.getLogger(__name__)
 
-WARM_LABEL = "shoal.warm"
+#: The ``shoal.managed`` label value of warm pods (and their infra containers).
+WARM = "warm"
 _REFILL_BACKOFF_MAX = 30.0
+#: Seconds after a claim before a pool that is not empty is refilled.
+QUIET = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,19 +69,34 @@ class WarmPod:
 
 
 class ClaimStore:
-    """Claim files and managed hosts files under ``state_dir``."""
+    """Claim files and managed hosts files under ``state_dir`` (claims cached in memory after the
+    first read; this store is their only writer)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.claims = state_dir / "claims"
         self.hosts = state_dir / "hosts"
+        self._cache: dict[str, Claim] | None = None
+
+    def _all(self) -> dict[str, Claim]:
+        if self._cache is None:
+            found: dict[str, Claim] = {}
+            if self.claims.is_dir():
+                for path in self.claims.iterdir():
+                    if not path.name.startswith("."):
+                        data: dict[str, Any] = orjson.loads(path.read_bytes())
+                        found[path.name] = Claim(
+                            pod_uid=str(data["pod_uid"]), pod_name=str(data["pod_name"]),
+                            hostname=str(data["hostname"]),
+                            labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()})
+            self._cache = found
+        return self._cache
 
     def get(self, pod_id: str) -> Claim | None:
-        try:
-            data: dict[str, Any] = orjson.loads((self.claims / pod_id).read_bytes())
-        except FileNotFoundError:
-            return None
-        return Claim(pod_uid=str(data["pod_uid"]), pod_name=str(data["pod_name"]), hostname=str(data["hostname"]),
-                     labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()})
+        return self._all().get(pod_id)
+
+    def ids(self, pod_uid: str | None = None) -> list[str]:
+        """IDs of the claimed pods (of pod ``pod_uid`` only, when given)."""
+        return sorted(i for i, c in self._all().items() if pod_uid is None or c.pod_uid == pod_uid)
 
     def put(self, pod_id: str, claim: Claim, ip: str) -> str:
         """Record the claim and write the pod's hosts file; returns the hosts file path."""
@@ -85,12 +108,14 @@ class ClaimStore:
         _atomic_write(self.claims / pod_id, orjson.dumps({
             "pod_uid": claim.pod_uid, "pod_name": claim.pod_name, "hostname": claim.hostname,
             "labels": claim.labels}))
+        self._all()[pod_id] = claim
         return str(hosts)
 
     def hosts_file(self, pod_id: str) -> str:
         return str(self.hosts / pod_id)
 
     def remove(self, pod_id: str) -> None:
+        self._all().pop(pod_id, None)
         (self.claims / pod_id).unlink(missing_ok=True)
         (self.hosts / pod_id).unlink(missing_ok=True)
 
@@ -119,6 +144,7 @@ class WarmPool:
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._adopted = False
+        self._last_take = 0.0
 
     @property
     def ready(self) -> list[WarmPod]:
@@ -127,6 +153,7 @@ class WarmPool:
     def take(self) -> WarmPod | None:
         """A started warm pod, removed from the pool (None when empty); schedules a refill."""
         found = self._ready.pop(0) if self._ready else None
+        self._last_take = time.monotonic()
         self.kick()
         return found
 
@@ -156,6 +183,10 @@ class WarmPool:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
+            # While warm pods remain, let the claiming pod's container start get ahead first:
+            # starting a pod competes with it for CPU and podman's locks.
+            if self._ready:
+                await asyncio.sleep(max(0.0, QUIET - (time.monotonic() - self._last_take)))
             try:
                 if not self._adopted:
                     self._ready += await self._adopt()

@@ -135,8 +135,9 @@ class ProcessDriver:
                 await self.remove_container(record.id)
         self.state.remove_tree(self.state.sandbox_dir(sandbox_id))
 
-    async def list_sandboxes(self) -> list[SandboxStatus]:
-        return [_sandbox_status(data) for data in self.state.all_sandboxes()]
+    async def list_sandboxes(self, pod_uid: str | None = None) -> list[SandboxStatus]:
+        found = [_sandbox_status(data) for data in self.state.all_sandboxes()]
+        return found if pod_uid is None else [s for s in found if s.pod_uid == pod_uid]
 
     # -- containers ---------------------------------------------------------------------------
 
