@@ -8,11 +8,19 @@ group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version docu
 :mod:`shoal.api.podproxy`; WebSocket upgrades need the same bearer token.  Every
 :class:`~shoal.api.errors.ApiError` becomes a Kubernetes Status; any other exception is
 logged with its traceback and answered as a 500 InternalError Status.
+
+Resource requests (``/api/...`` and ``/apis/...`` over HTTP) go straight to
+:meth:`ApiServer.resource`, past Starlette's router and middleware (which add nothing there:
+``resource`` answers every error itself); the other paths and WebSocket upgrades take the
+Starlette routes.  A bearer token that authenticated is remembered for ``AUTH_MEMORY``
+seconds, so a revoked token may work that much longer (Kubernetes caches token reviews for
+minutes); a refused one is checked again on every request.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -37,9 +45,14 @@ from shoal.security.tokens import TokenAuthenticator
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/version", "/livez", "/readyz", "/healthz"})
+AUTH_MEMORY = 1.0
+_AUTH_MEMORY_SIZE = 1024
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommit": "shoal",
            "gitTreeState": "clean", "buildDate": "2026-11-25T00:00:00Z", "goVersion": "python3.11",
            "compiler": "cpython", "platform": "linux/amd64"}
+
+
+_RESOURCE_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class AuthMiddleware:
@@ -48,6 +61,8 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator) -> None:
         self.app = app
         self.authenticator = authenticator
+        #: authorization header -> (monotonic expiry, user name), for tokens that authenticated
+        self._known: dict[str, tuple[float, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope["path"] not in PUBLIC_PATHS:
@@ -56,12 +71,25 @@ class AuthMiddleware:
                 if name == b"authorization":
                     header = value.decode("latin-1")
                     break
-            user = self.authenticator.authenticate(header)
+            user = self._user(header)
             if user is None:
                 await websocket.deny(scope, receive, send, errors.unauthorized())
                 return
-            scope["shoal.user"] = user.name
+            scope["shoal.user"] = user
         await self.app(scope, receive, send)
+
+    def _user(self, header: str | None) -> str | None:
+        now = time.monotonic()
+        known = self._known.get(header) if header else None
+        if known is not None and known[0] > now:
+            return known[1]
+        user = self.authenticator.authenticate(header)
+        if user is None or not header:
+            return None
+        if len(self._known) >= _AUTH_MEMORY_SIZE:
+            self._known.clear()
+        self._known[header] = (now + AUTH_MEMORY, user.name)
+        return user.name
 
 
 class ApiServer:
@@ -89,10 +117,26 @@ class ApiServer:
             Route("/apis/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.pod_proxy.exec_websocket),
         ]
-        self.app = AuthMiddleware(Starlette(routes=routes), authenticator)
+        self.app = AuthMiddleware(self._dispatch, authenticator)
+        self._starlette = Starlette(routes=routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"] if scope["type"] == "http" else ""
+        prefix = "/api/" if path.startswith("/api/") else "/apis/" if path.startswith("/apis/") else ""
+        if not prefix:
+            await self._starlette(scope, receive, send)
+            return
+        scope["path_params"] = {"path": path[len(prefix):]}
+        request = Request(scope, receive)
+        if request.method not in _RESOURCE_METHODS:
+            response: Response = json_response(errors.method_not_allowed(
+                f"{request.method} is not supported").to_status(), 405)
+        else:
+            response = await self.resource(request)
+        await response(scope, receive, send)
 
     @staticmethod
     async def _guard(request: Request, call: Callable[[], Awaitable[Response]]) -> Response:

@@ -37,6 +37,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from shoal.api import errors, fieldsets
 from shoal.api.fieldsets import Path
 from shoal.api.strategic import is_atomic_map, json_equal, list_type
@@ -192,6 +194,8 @@ class _Diff:
 
 
 def _compare(old: Any, new: Any, kind: str, names: Names, path: Path, diff: _Diff) -> None:
+    if isinstance(old, dict | list) and _identical(old, new):
+        return  # an unchanged subtree (most of an object on most writes) adds nothing
     if isinstance(old, dict) and isinstance(new, dict) and not is_atomic_map(kind, names):
         for key in [*old, *(k for k in new if k not in old)]:
             child, cpath = (*names, key), (*path, f"f:{key}")
@@ -223,6 +227,14 @@ def _compare(old: Any, new: Any, kind: str, names: Names, path: Path, diff: _Dif
             _all_paths(new, kind, names, path, diff.added)
             diff.removed.discard(path)
             diff.added.discard(path)
+
+
+def _identical(old: Any, new: Any) -> bool:
+    """Exactly the same JSON (``==`` alone would take ``true`` for ``1``)."""
+    try:
+        return bool(old == new) and orjson.dumps(old) == orjson.dumps(new)
+    except TypeError:  # not JSON-encodable (a YAML date in a body): compare the slow way
+        return False
 
 
 def _diff(old: Obj, new: Obj, kind: str, track_status: bool) -> _Diff:

@@ -5,6 +5,10 @@ it), YAML (``application/yaml``) or Kubernetes protobuf (``application/vnd.kuber
 sent by ``kubectl create secret|configmap|namespace|deployment|service|serviceaccount``).
 Responses are always JSON (``application/json``), which every client accepts, or a Table when
 the client asks for ``as=Table``.
+
+:func:`clone` deep-copies a JSON value through orjson (about ten times faster than
+``copy.deepcopy`` on a Pod); use it only on values that came from JSON, such as stored objects
+(a YAML body may hold dates, which JSON would turn into strings).
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from shoal.api.protobuf import decode_k8s_protobuf
 
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists, str, int, float, bool, None)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def media_type(content_type: str | None) -> str:

@@ -10,15 +10,20 @@ A path is a tuple of path elements written as ``FieldsV1`` keys:
 
 :func:`encode` builds the nested ``fieldsV1`` object: a member path with no member below
 it is ``{}``; a member with members below it carries ``".": {}``.  :func:`decode` is its
-inverse and returns None for malformed input.  :func:`path_string` prints a path the way
+inverse and returns None for malformed input.  Both remember their last answers (keyed by
+the path set and by the ``fieldsV1`` JSON): every Pod of a ReplicaSet has the same field sets,
+so a write re-encodes what an earlier one already did.  :func:`path_string` prints a path the way
 structured-merge-diff does in conflict messages:
 ``.spec.template.spec.containers[name="web"].image``, ``.metadata.finalizers[="x"]``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 if TYPE_CHECKING:
     from shoal.api.strategic import ListType
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 Path = tuple[str, ...]
 
 _ORDER = {".": 0, "f": 1, "k": 2, "v": 3, "i": 4}
+_MEMORY = 1024
 
 
 def _compact(value: Any) -> str:
@@ -51,14 +57,20 @@ def item_element(item: Any, ltype: ListType) -> str | None:
 
 
 def encode(paths: set[Path]) -> dict[str, Any]:
-    """The ``fieldsV1`` object for a set of paths."""
+    """The ``fieldsV1`` object for a set of paths (a new object on every call)."""
+    encoded: dict[str, Any] = orjson.loads(_encoded(frozenset(paths)))
+    return encoded
+
+
+@functools.lru_cache(maxsize=_MEMORY)
+def _encoded(paths: frozenset[Path]) -> bytes:
     root: dict[str, Any] = {}
     for path in paths:
         node = root
         for elem in path:
             node = node.setdefault(elem, {})
         node["."] = {}
-    return _finish(root)
+    return orjson.dumps(_finish(root))
 
 
 def _finish(node: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +81,23 @@ def _finish(node: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-def decode(tree: Any, path: Path = ()) -> set[Path] | None:
-    """The set of paths in a ``fieldsV1`` object; None if it is not well formed."""
+def decode(tree: Any) -> set[Path] | None:
+    """The set of paths in a ``fieldsV1`` object (a new set); None if it is not well formed."""
+    try:
+        raw = orjson.dumps(tree)
+    except TypeError:  # not JSON (e.g. a YAML body with non-string keys): not well formed
+        return None
+    paths = _decoded(raw)
+    return None if paths is None else set(paths)
+
+
+@functools.lru_cache(maxsize=_MEMORY)
+def _decoded(raw: bytes) -> frozenset[Path] | None:
+    paths = _decode(orjson.loads(raw))
+    return None if paths is None else frozenset(paths)
+
+
+def _decode(tree: Any, path: Path = ()) -> set[Path] | None:
     if not isinstance(tree, dict):
         return None
     out: set[Path] = set()
@@ -85,7 +112,7 @@ def decode(tree: Any, path: Path = ()) -> set[Path] | None:
         if isinstance(sub, dict) and not sub:
             out.add((*path, elem))
             continue
-        below = decode(sub, (*path, elem))
+        below = _decode(sub, (*path, elem))
         if below is None:
             return None
         out |= below

@@ -9,7 +9,6 @@ client asks for ``as=Table``, or Status objects for errors (see :mod:`shoal.api.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shoal.api import errors, fieldselectors, selectors, tables
-from shoal.api.bodies import decode_body, decode_json, json_response, media_type, wants_table
+from shoal.api.bodies import clone, decode_body, decode_json, json_response, media_type, wants_table
 from shoal.api.deletion import Deleter
 from shoal.api.patch import apply_patch
 from shoal.api.storage import ObjectStorage
@@ -249,7 +248,7 @@ class ResourceHandlers:
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise errors.invalid("Scale", "autoscaling", target.name, [errors.FieldError(
                     "spec.replicas", "FieldValueInvalid", "must be greater than or equal to 0", replicas)])
-            new = copy.deepcopy(old)
+            new = clone(old)
             new.setdefault("spec", {})["replicas"] = replicas
             return self.writer.merge_update(kind, old, new, ctx, "")
 
@@ -265,13 +264,16 @@ class ResourceHandlers:
         if not node:
             raise errors.invalid("Binding", "", target.name, [errors.FieldError(
                 "target.name", "FieldValueRequired", "")])
+        if not isinstance(node, str):
+            raise errors.invalid("Binding", "", target.name, [errors.FieldError(
+                "target.name", "FieldValueInvalid", "must be a string", node)])
 
         async def compute(old: Obj) -> Obj:
             current = (old.get("spec") or {}).get("nodeName")
             if current:
                 raise errors.conflict("pods", "", target.name,
                                       f"pod {target.name} is already assigned to node {current!r}")
-            new = copy.deepcopy(old)
+            new = clone(old)
             new.setdefault("spec", {})["nodeName"] = node
             result = self.writer.merge_update(target.kind, old, new, ctx, "")
             conditions = result.setdefault("status", {}).setdefault("conditions", [])
@@ -280,7 +282,8 @@ class ResourceHandlers:
                                "lastTransitionTime": ctx.timestamp})
             return result
 
-        await self.writer.write_back(target.kind, target.namespace, target.name, compute, ctx)
+        # Like Kubernetes' BindingREST: only nodeName and the condition change, no pod validation.
+        await self.writer.write_back(target.kind, target.namespace, target.name, compute, ctx, checked=False)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "code": 201}, 201)
 

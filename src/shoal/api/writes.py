@@ -31,6 +31,7 @@ from typing import Any
 from shoal.api import errors
 from shoal.api.allocators import ServiceAllocator
 from shoal.api.apply import record_update, server_side_apply
+from shoal.api.bodies import clone
 from shoal.api.patch import apply_patch
 from shoal.api.storage import ObjectStorage
 from shoal.resources import validation
@@ -199,15 +200,15 @@ class Writer:
                      subresource: str) -> Obj:
         """The object to store when a client sends ``new`` to replace ``old``."""
         if subresource == "status":
-            result = copy.deepcopy(old)
+            result = clone(old)
             result["status"] = new.get("status", {})
             new = result
         elif subresource == "finalize":
-            result = copy.deepcopy(old)
+            result = clone(old)
             result.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers", [])
             new = result
         elif kind.has_status and "status" in old:
-            new["status"] = copy.deepcopy(old["status"])
+            new["status"] = clone(old["status"])
         meta, old_meta = new["metadata"], old["metadata"]
         for key in _SYSTEM_META:
             if key in old_meta:
@@ -231,9 +232,13 @@ class Writer:
     async def write_back(
         self, kind: ResourceKind, namespace: str, name: str,
         compute: Callable[[Obj], Awaitable[Obj]], ctx: WriteContext, wanted_rv: str = "",
-        create_missing: Callable[[], Awaitable[Obj]] | None = None,
+        create_missing: Callable[[], Awaitable[Obj]] | None = None, *, checked: bool = True,
     ) -> Obj:
-        """Read-modify-write with CAS; retried on conflict unless the client named a version."""
+        """Read-modify-write with CAS; retried on conflict unless the client named a version.
+
+        ``checked=False`` skips the kind's defaults and validation of the result: for writes
+        that change only server-set fields of a stored (so already valid) object, as
+        Kubernetes' pods/binding does."""
         for _ in range(_RETRIES):
             try:
                 old = await self.storage.get(kind, namespace, name)
@@ -250,8 +255,9 @@ class Writer:
                 raise errors.conflict(kind.plural, kind.group, name,
                                       "the object has been modified; please apply your changes to "
                                       "the latest version and try again")
-            new = await compute(copy.deepcopy(old))
-            self._finish(kind, new, old)
+            new = await compute(clone(old))
+            if checked:
+                self._finish(kind, new, old)
             if new == old:
                 return old
             release = await self.allocator.allocate(kind, new, old, ctx.dry_run)

@@ -1,4 +1,4 @@
-"""An async Kubernetes REST client over ``httpx.AsyncClient``.
+"""An async Kubernetes REST client over pooled HTTP/1.1 connections (:mod:`shoal.client.http11`).
 
 :class:`ApiClient` speaks the standard Kubernetes REST conventions to a Shoal (or any
 Kubernetes) API server: JSON bodies, a bearer token and/or a client certificate, TLS verified
@@ -9,8 +9,11 @@ Contract:
 
 * Every method either returns the decoded JSON answer or raises a typed
   :class:`~shoal.client.errors.ApiClientError` built from the server's ``Status``
-  (``NotFoundError``, ``ConflictError`` ...), chained from the httpx exception.  Network
-  failures raise :class:`~shoal.client.errors.TransportError`.
+  (``NotFoundError``, ``ConflictError`` ...) for any answer outside 2xx.  Network failures
+  raise :class:`~shoal.client.errors.TransportError`, chained from the transport's error.
+* Requests go over :mod:`shoal.client.http11` (pooled keep-alive HTTP/1.1 connections); the
+  request line and the fixed headers (Host, Accept, User-Agent, Authorization) are formatted
+  once per client.  Several requests in flight use several connections.
 * :meth:`ApiClient.list` follows ``continue`` tokens when ``limit`` is given and returns one
   list whose ``metadata.resourceVersion`` is the first page's (the snapshot the pages share).
 * :meth:`ApiClient.watch` is an async generator of :class:`WatchEvent`; an ``ERROR`` event is
@@ -24,14 +27,15 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
 import orjson
 
-from shoal.client import kubeconfig
+from shoal.client import http11, kubeconfig
 from shoal.client.errors import TransportError, error_from_status
 from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
@@ -83,16 +87,17 @@ class ApiClient:
         user_agent: str = "shoal-client",
     ) -> None:
         self.server_url = server_url.rstrip("/")
-        headers = {"Accept": "application/json", "User-Agent": user_agent}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        verify: ssl.SSLContext | bool = True
+        context: ssl.SSLContext | None = None
         if self.server_url.startswith("https://"):
-            verify = kubeconfig.ssl_context(ca_pem=ca_pem, ca_file=ca_file, cert_file=cert_file,
-                                            key_file=key_file, insecure=insecure)
+            context = kubeconfig.ssl_context(ca_pem=ca_pem, ca_file=ca_file, cert_file=cert_file,
+                                             key_file=key_file, insecure=insecure)
         self._timeout = timeout
-        self._http = httpx.AsyncClient(base_url=self.server_url, headers=headers, verify=verify,
-                                       timeout=httpx.Timeout(timeout))
+        self._pool = http11.Pool(self.server_url, context, timeout=timeout)
+        self._prefix = urlsplit(self.server_url).path
+        self._fixed_headers = (f"Host: {self._pool.netloc}\r\nAccept: application/json\r\n"
+                               f"User-Agent: {user_agent}\r\n")
+        if token:
+            self._fixed_headers += f"Authorization: Bearer {token}\r\n"
 
     @classmethod
     def from_kubeconfig(cls, path: str | os.PathLike[str], context: str | None = None) -> ApiClient:
@@ -104,7 +109,7 @@ class ApiClient:
 
     async def close(self) -> None:
         """Close the connection pool (idempotent)."""
-        await self._http.aclose()
+        await self._pool.close()
 
     async def aclose(self) -> None:
         """Alias of :meth:`close`, for ``contextlib.aclosing``."""
@@ -122,18 +127,25 @@ class ApiClient:
     async def request(self, method: str, path: str, *, params: _Params | None = None,
                       body: Any = None, content_type: str = "application/json") -> Any:
         """Send one request and return the decoded JSON answer (``None`` for an empty body)."""
-        headers = {}
-        content = None
-        if body is not None:
-            content = orjson.dumps(body)
-            headers["Content-Type"] = content_type
+        content = None if body is None else orjson.dumps(body)
+        head = self._head(method, path, params, content_type, content)
         try:
-            response = await self._http.request(method, path, params=params, content=content,
-                                                headers=headers)
-        except httpx.TransportError as exc:
-            raise TransportError(f"{method} {self.server_url}{path}: {exc!r}") from exc
-        _raise_for_status(response)
-        return _decode(response.content)
+            response = await self._pool.request(head, content)
+        except http11.HttpTransportError as exc:
+            raise TransportError(f"{method} {self.server_url}{path}: {exc}") from exc
+        _raise_for_status(response.status, response.body)
+        return _decode(response.body)
+
+    def _head(self, method: str, path: str, params: _Params | None, content_type: str,
+              content: bytes | None) -> bytes:
+        """The request line and headers, through the blank line."""
+        target = self._prefix + quote(path, safe=_PATH_SAFE)
+        if params:
+            target += "?" + urlencode(params, quote_via=quote)
+        head = f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}"
+        if content is not None:
+            head += f"Content-Type: {content_type}\r\nContent-Length: {len(content)}\r\n"
+        return (head + "\r\n").encode()
 
     # -- verbs ---------------------------------------------------------------------------
 
@@ -228,32 +240,40 @@ class ApiClient:
         if timeout_seconds is not None:
             params["timeoutSeconds"] = str(timeout_seconds)
             read_timeout = timeout_seconds + self._timeout
-        timeout = httpx.Timeout(self._timeout, read=read_timeout)
         path = ref.collection_path(namespace)
+        head = self._head("GET", path, params, "", None)
         try:
-            async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
-                if response.is_error:
-                    await response.aread()
-                    _raise_for_status(response)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield _watch_event(line)
-        except httpx.TransportError as exc:
-            raise TransportError(f"watch {self.server_url}{path}: {exc!r}") from exc
+            async with self._pool.stream(head, read_timeout) as response:
+                if not 200 <= response.status < 300:
+                    _raise_for_status(response.status, await response.read())
+                pending = b""
+                async with aclosing(response.chunks()) as chunks:
+                    async for chunk in chunks:
+                        *lines, pending = (pending + chunk).split(b"\n")
+                        for line in lines:
+                            if line.strip():
+                                yield _watch_event(line)
+                if pending.strip():
+                    yield _watch_event(pending)
+        except http11.HttpTransportError as exc:
+            raise TransportError(f"watch {self.server_url}{path}: {exc}") from exc
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+# Characters left as they are in a request path (RFC 3986 pchar and "/"; "%" keeps escapes).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+def _raise_for_status(status: int, content: bytes) -> None:
+    if 200 <= status < 300:
+        return
     try:
-        response.raise_for_status()
-    except httpx.HTTPStatusError as exc:
-        try:
-            status = _decode(response.content)
-        except orjson.JSONDecodeError:
-            status = response.text
-        raise error_from_status(response.status_code, status) from exc
+        answer = _decode(content)
+    except orjson.JSONDecodeError:
+        answer = content.decode("utf-8", "replace")
+    raise error_from_status(status, answer)
 
 
-def _watch_event(line: str) -> WatchEvent:
+def _watch_event(line: bytes) -> WatchEvent:
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

@@ -86,6 +86,15 @@ class SchedulerCache:
         self._assumed.discard(pod.key)
         self._place(pod, node_name)
 
+    def confirm(self, key: str, node_name: str) -> bool:
+        """The server reports an assumed pod bound to the node it was assumed on: keep the
+        assumed pod's info (requests cannot have changed) and stop calling it assumed.  False
+        (nothing done) when the pod is not assumed there; then :meth:`add_pod` it."""
+        if key not in self._assumed or self._placement.get(key) != node_name:
+            return False
+        self._assumed.discard(key)
+        return True
+
     def assume(self, pod: PodInfo, node_name: str) -> None:
         """Count ``pod`` on ``node_name`` before the server has confirmed the binding."""
         self._place(pod, node_name)

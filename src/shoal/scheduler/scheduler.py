@@ -224,6 +224,8 @@ class Scheduler:
                 if self.cache.remove_pod(key):
                     self.queue.move_all_to_active()
                 return
+            if self.cache.confirm(key, str(node)):
+                return
             try:
                 self.cache.add_pod(PodInfo.of(pod), str(node))
             except InvalidPodError:

@@ -83,6 +83,14 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A second connection for point reads on the event loop's thread (the file exists, in WAL)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA query_only=ON")
+    conn.execute("PRAGMA busy_timeout=0")  # never wait on the loop: the caller retries elsewhere
+    return conn
+
+
 def prefix_end(prefix: str) -> str | None:
     """The smallest string greater than every string starting with ``prefix`` (None: no bound)."""
     chars = list(prefix)
@@ -222,7 +230,34 @@ def _append(
 
 
 class _write:
-    """A write transaction (BEGIN IMMEDIATE), rolled back on any exception."""
+    """A write transaction (BEGIN IMMEDIATE), rolled back on any exception.
+
+    Inside a transaction the caller already opened (a group commit, see :func:`batch`) it is
+    a savepoint instead: a failed write is undone alone, and nothing is durable before the
+    caller's COMMIT."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._nested = False
+
+    def __enter__(self) -> None:
+        self._nested = self._conn.in_transaction
+        self._conn.execute("SAVEPOINT write" if self._nested else "BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if not self._nested:
+            self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            return
+        if exc_type is not None:
+            self._conn.execute("ROLLBACK TO write")
+        self._conn.execute("RELEASE write")
+
+
+class batch:
+    """One transaction around several writes (each its own savepoint): a group commit.
+
+    Nothing inside is durable before ``__exit__`` commits; an exception escaping the block
+    rolls every write back."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.store import SqliteStore, StoreUnavailableError, WatchExpiredError, open_store
+from shoal.store import KeyExistsError, SqliteStore, StoreUnavailableError, WatchExpiredError, open_store
 from shoal.store.sqlite import REPLAY_PAGE
 from tests.support.store import take, watching
 
@@ -252,3 +252,28 @@ def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     for bad in ("mysql", "etcd://", "etcd:127.0.0.1:2379"):
         with pytest.raises(ValueError):
             open_store(bad, tmp_path)
+
+
+async def test_concurrent_writes_commit_together_and_a_conflict_fails_alone(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    await store.start()
+    try:
+        taken = await store.create(KEY + "taken", b"")
+        start = taken.mod_revision
+        async with watching(store, KEY, start) as events:
+            writes = [store.create(f"{KEY}k{i}", str(i).encode()) for i in range(20)]
+            writes.insert(7, store.create(KEY + "taken", b"again"))  # KeyExistsError, alone
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            assert isinstance(outcomes[7], KeyExistsError)
+            created = [o for o in outcomes if not isinstance(o, BaseException)]
+            assert [kv.mod_revision for kv in created] == list(range(start + 1, start + 21))
+            seen = await take(events, 20)
+            assert [e.revision for e in seen] == [kv.mod_revision for kv in created]
+        # every write was committed: a fresh connection sees them
+        conn = sqlite3.connect(tmp_path / "state.db")
+        try:
+            assert conn.execute("SELECT COUNT(*) FROM kv").fetchone()[0] == 21
+        finally:
+            conn.close()
+    finally:
+        await store.close()

@@ -37,6 +37,19 @@ def test_confirmation_replaces_the_assumption_even_on_another_node() -> None:
     assert (requested(cache, "n2"), cache.node_of("default/a")) == (1000, "n2")
 
 
+def test_confirm_keeps_an_assumption_on_the_same_node_only() -> None:
+    cache = SchedulerCache()
+    cache.upsert_node(node("n1"))
+    cache.upsert_node(node("n2"))
+    cache.assume(info("a"), "n1")
+    assert not cache.confirm("default/a", "n2")  # elsewhere: the caller must add_pod
+    assert not cache.confirm("default/b", "n1")  # never assumed
+    assert cache.confirm("default/a", "n1")
+    assert (requested(cache, "n1"), cache.is_assumed("default/a"), len(cache)) == (1000, False, 1)
+    cache.forget("default/a")  # confirmed: forgetting is a no-op
+    assert requested(cache, "n1") == 1000
+
+
 def test_pods_wait_for_their_node_and_survive_its_removal() -> None:
     cache = SchedulerCache()
     cache.add_pod(info("early"), "late-node")
