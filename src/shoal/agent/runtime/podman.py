@@ -119,7 +119,7 @@ class PodmanDriver(PodmanSandboxes):
         self.api = PodmanApi(PodmanService.shared(self.cli, {"CONTAINERS_CONF": str(self._conf_path)}))
         self.claims = ClaimStore(Path(state_dir)) if state_dir is not None else None
         self.pool = WarmPool(warm_sandboxes if self.claims is not None else 0, create=self._new_warm_pod,
-                             adopt=self._adopt_warm_pods)
+                             adopt=self._adopt_warm_pods, remove=self.remove_sandbox)
         self._setup_lock = asyncio.Lock()
         self._network_ready = False
         self._demo_checked = False

@@ -63,7 +63,7 @@ class PodmanSandboxes:
         await self.ensure_network()
         if self.claims is not None and not spec.dns_servers and not spec.dns_searches and not any(
                 p.host_port for p in spec.ports):
-            warm = self.pool.take()
+            warm = await self.pool.take()
             if warm is not None:
                 return await self._claim(warm, spec, self.claims)
         name = spec_.pod_name(spec)
