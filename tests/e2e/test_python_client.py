@@ -67,6 +67,24 @@ def test_conflict_on_stale_resource_version(api: client.ApiClient) -> None:
     assert core.read_namespaced_config_map("cas", "default").data == {"v": "2"}
 
 
+def test_a_uid_in_a_status_patch_is_a_precondition(api: client.ApiClient) -> None:
+    """As the kubelet relies on: a status patch for an older pod of the same name is refused."""
+    core = client.CoreV1Api(api)
+    pod = core.create_namespaced_pod("default", {"metadata": {"name": "uidpre"},
+                                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    try:
+        with pytest.raises(ApiException) as info:
+            core.patch_namespaced_pod_status("uidpre", "default", {"metadata": {"uid": "not-this-pod"},
+                                                                   "status": {"message": "stale"}})
+        assert info.value.status == 409
+        assert "Precondition failed: UID in precondition: not-this-pod" in info.value.body
+        patched = core.patch_namespaced_pod_status("uidpre", "default", {"metadata": {"uid": pod.metadata.uid},
+                                                                         "status": {"message": "fresh"}})
+        assert patched.status.message == "fresh"
+    finally:
+        core.delete_namespaced_pod("uidpre", "default", grace_period_seconds=0)
+
+
 def test_watch_stream(api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
     start = core.list_namespaced_config_map("default").metadata.resource_version

@@ -8,7 +8,8 @@ runtime has (sandboxes and containers carrying the pod's uid label) and closes t
    containers with ``deletionGracePeriodSeconds`` (event Killing "Stopping container x"),
    remove them and the sandbox, then ``DELETE`` the pod with grace period 0 and a uid
    precondition, which completes the deletion.
-2. **Terminal** (phase Succeeded/Failed): nothing is (re)started; containers stay for logs.
+2. **Terminal** (phase Succeeded/Failed): nothing is (re)started; the sandbox is stopped, which
+   releases the pod IP (``status.podIP`` keeps it, as in Kubernetes); containers stay for logs.
 3. Otherwise: volumes (FailedMount on error); the sandbox (re-created, after removing what
    was left of the old one, if none is ready); init containers one by one, each must exit 0;
    then every app container: start it if it never ran; kill it (event Killing) when its
@@ -52,6 +53,7 @@ Obj = dict[str, Any]
 #: kubelet's minimum shutdown window: even a grace period of 0 gives SIGTERM this long.
 MIN_GRACE = 2.0
 ORPHAN_GRACE = MIN_GRACE
+TERMINAL = ("Succeeded", "Failed")
 
 
 def _meta(pod: Obj) -> Obj:
@@ -109,8 +111,13 @@ class PodSyncer:
             self._forget(uid)
             return SyncResult(done=True)
         pod = self._with_written_status(pod)
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        if (pod.get("status") or {}).get("phase") in TERMINAL:
             self.probes.remove_pod(uid)
+            ready = [s for s in runtime.sandboxes if s.ready]
+            if ready:  # like kubelet: an ended pod gives its IP back; its containers stay for logs
+                for sandbox in ready:
+                    await self.driver.stop_sandbox(sandbox.id, MIN_GRACE)
+                runtime = await ct.observe(self.driver, uid)
             if not runtime.empty:
                 await self._write_status(pod, runtime, {})
             return SyncResult()
@@ -145,6 +152,8 @@ class PodSyncer:
         await self._collect_garbage(pod, runtime)
         self._update_probes(pod, runtime)
         await self._write_status(pod, runtime, waits)
+        if self._written.get(uid, ("", {}))[1].get("phase") in TERMINAL:
+            return SyncResult(resync=0.0)  # the pod just ended: the next pass stops its sandbox
         return SyncResult(resync=max(0.0, min(wake)))
 
     async def _new_sandbox(self, pod: Obj, runtime: ct.RuntimePod) -> rt.SandboxStatus:
@@ -253,8 +262,12 @@ class PodSyncer:
         wake.append(retry if retry > 0 else self.crash_backoff.next(start_key))
 
     async def _report_oom(self, pod: Obj, runtime: ct.RuntimePod) -> None:
-        """A Warning ``OOMKilling`` event, once per container killed by the kernel's OOM killer."""
-        reported = self._oom_reported.setdefault(runtime.uid, set())
+        """A Warning ``OOMKilling`` event, once per container killed by the kernel's OOM killer
+        (a container the API status already shows as OOMKilled was reported before a restart
+        of this agent)."""
+        reported = self._oom_reported.get(runtime.uid)
+        if reported is None:
+            reported = self._oom_reported[runtime.uid] = self._oom_in_status(pod)
         for container in runtime.containers:
             if container.reason != "OOMKilled" or container.id in reported:
                 continue
@@ -263,6 +276,19 @@ class PodSyncer:
             await self.record(pod, name, "Warning", "OOMKilling",
                               f"Memory cgroup out of memory: killed container {name} ({container.id[:12]}) "
                               f"of pod {_pod_ref(pod)}")
+
+    def _oom_in_status(self, pod: Obj) -> set[str]:
+        """IDs of the containers the pod's API status shows terminated with reason OOMKilled."""
+        status = pod.get("status") or {}
+        prefix = f"{self.runtime_name}://"
+        found: set[str] = set()
+        for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+            for state in (entry.get("state") or {}, entry.get("lastState") or {}):
+                terminated = state.get("terminated") or {}
+                cid = str(terminated.get("containerID") or "")
+                if terminated.get("reason") == "OOMKilled" and cid.startswith(prefix):
+                    found.add(cid.removeprefix(prefix))
+        return found
 
     def _first_attempt(self, pod: Obj, name: str) -> int:
         """Attempt number for a container the runtime has none of: continue the API's count."""

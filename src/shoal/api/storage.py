@@ -13,13 +13,21 @@ This layer owns the mapping between API objects and store entries:
 
 It does no defaulting, validation or admission: :mod:`shoal.api.writes` does that and calls
 ``create``/``update``/``remove`` here.
+
+Watch fan-out: a change seen by several watches (on pods: the scheduler, the controllers, each
+node's agent, kubectl) is decoded once, and each :class:`WatchEvent` is made once per type and
+shared by every watch that sends it, with its encoded line (``WatchEvent.line``), as the
+Kubernetes watch cache serializes an event once for all its watchers.  The
+:data:`RECENT_EVENTS` most recent changes are kept for that; consumers treat
+``WatchEvent.object`` as read-only.
 """
 
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -50,11 +58,49 @@ class ListPage:
     remaining: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WatchEvent:
+    """One event of a watch: possibly shared by several watches, so ``object`` is read-only;
+    ``line`` is its JSON watch line once a watch encoded it."""
+
     type: str
     object: Obj
     revision: int
+    line: bytes | None = field(default=None, compare=False, repr=False)
+
+
+#: How many recent changes keep their decoded object and events for other watches.
+RECENT_EVENTS = 512
+
+
+class _RecentEvents:
+    """Decoded objects and WatchEvents of the last :data:`RECENT_EVENTS` changes, by store key
+    and revision (see the module docstring); ``decode(kind, key, value, revision)`` decodes."""
+
+    def __init__(self, decode: Callable[[ResourceKind, str, bytes, int], Obj], size: int = RECENT_EVENTS) -> None:
+        self.size = size
+        self._decode = decode
+        self._objects: OrderedDict[tuple[str, int, bool], Obj] = OrderedDict()
+        self._events: OrderedDict[tuple[str, int, str], WatchEvent] = OrderedDict()
+
+    def object(self, kind: ResourceKind, key: str, value: bytes, revision: int, *, prev: bool = False) -> Obj:
+        """``value`` decoded (the change's new value, or with ``prev`` its previous one)."""
+        entry = (key, revision, prev)
+        found = self._objects.get(entry)
+        if found is None:
+            found = self._objects[entry] = self._decode(kind, key, value, revision)
+            if len(self._objects) > self.size:
+                self._objects.popitem(last=False)
+        return found
+
+    def event(self, event_type: str, key: str, revision: int, obj: Obj) -> WatchEvent:
+        entry = (key, revision, event_type)
+        found = self._events.get(entry)
+        if found is None:
+            found = self._events[entry] = WatchEvent(event_type, obj, revision)
+            if len(self._events) > self.size:
+                self._events.popitem(last=False)
+        return found
 
 
 def encode_continue(revision: int, start_after: str) -> str:
@@ -74,6 +120,7 @@ def decode_continue(token: str) -> tuple[int, str]:
 class ObjectStorage:
     def __init__(self, store: Store, box: SecretBox) -> None:
         self.store = store
+        self._recent = _RecentEvents(self._decode)
         self.box = box
 
     # -- keys and codecs -------------------------------------------------------------------
@@ -157,28 +204,31 @@ class ObjectStorage:
         self, kind: ResourceKind, namespace: str, revision: int, keep: Filter | None = None
     ) -> AsyncIterator[WatchEvent]:
         """Events after ``revision``; a selector change turns into ADDED/DELETED like Kubernetes."""
+        recent = self._recent
+        shared = recent.event
         try:
             async for event in self.store.watch(self.prefix(kind, namespace), revision):
-                obj = self._decode(kind, event.key, event.value, event.revision)
+                key, rev = event.key, event.revision
+                obj = recent.object(kind, key, event.value, rev)
                 if keep is None:
-                    yield WatchEvent(event.type.value, obj, event.revision)
+                    yield shared(event.type.value, key, rev, obj)
                     continue
                 now = keep(obj)
                 if event.type is EventType.ADDED:
                     if now:
-                        yield WatchEvent("ADDED", obj, event.revision)
+                        yield shared("ADDED", key, rev, obj)
                     continue
                 if event.type is EventType.DELETED:
                     if now:
-                        yield WatchEvent("DELETED", obj, event.revision)
+                        yield shared("DELETED", key, rev, obj)
                     continue
                 before = True
                 if event.prev_value is not None:
-                    before = keep(self._decode(kind, event.key, event.prev_value, event.revision))
+                    before = keep(recent.object(kind, key, event.prev_value, rev, prev=True))
                 if now:
-                    yield WatchEvent("MODIFIED" if before else "ADDED", obj, event.revision)
+                    yield shared("MODIFIED" if before else "ADDED", key, rev, obj)
                 elif before:
-                    yield WatchEvent("DELETED", obj, event.revision)
+                    yield shared("DELETED", key, rev, obj)
         except CompactedError as exc:
             raise errors.gone(f"too old resource version: {exc.requested} ({exc.compacted})") from exc
         except WatchExpiredError as exc:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
@@ -66,15 +66,17 @@ async def watch_response(handlers: ResourceHandlers, request: Request, target: T
                                   {"retryAfterSeconds": 1})
     sent_columns = False
 
-    def encode(event_type: str, obj: dict[str, Any]) -> bytes:
+    def encode(event: WatchEvent) -> bytes:
         nonlocal sent_columns
-        if as_table and event_type not in ("BOOKMARK", "ERROR"):
-            body = tables.table(kind, [obj], datetime.now(UTC), include,
-                                {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+        if as_table:
+            body = tables.table(kind, [event.object], datetime.now(UTC), include,
+                                {"resourceVersion": event.object["metadata"].get("resourceVersion", "")},
                                 with_columns=not sent_columns)
             sent_columns = True
-            obj = body
-        return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+            return orjson.dumps({"type": event.type, "object": body}) + b"\n"
+        if event.line is None:  # the event may be shared with other watches: encode it once
+            event.line = orjson.dumps({"type": event.type, "object": event.object}) + b"\n"
+        return event.line
 
     async def pump(queue: asyncio.Queue[object]) -> None:
         try:
@@ -88,7 +90,7 @@ async def watch_response(handlers: ResourceHandlers, request: Request, target: T
     async def stream() -> AsyncIterator[bytes]:
         last = start
         for event in initial:
-            yield encode(event.type, event.object)
+            yield encode(event)
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1000)
         task = asyncio.create_task(pump(queue))
         loop = asyncio.get_running_loop()
@@ -113,7 +115,7 @@ async def watch_response(handlers: ResourceHandlers, request: Request, target: T
                     return
                 assert isinstance(item, WatchEvent)
                 last = item.revision
-                yield encode(item.type, item.object)
+                yield encode(item)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -198,7 +198,15 @@ class Writer:
 
     def merge_update(self, kind: ResourceKind, old: Obj, new: Obj, ctx: WriteContext,
                      subresource: str) -> Obj:
-        """The object to store when a client sends ``new`` to replace ``old``."""
+        """The object to store when a client sends ``new`` to replace ``old``.
+
+        A ``metadata.uid`` in ``new`` is a precondition, as in Kubernetes (the kubelet's status
+        patches carry one): another object of the same name is a 409 Conflict."""
+        wanted_uid = (new.get("metadata") or {}).get("uid")
+        if wanted_uid and wanted_uid != old["metadata"].get("uid"):
+            raise errors.conflict(kind.plural, kind.group, str(old["metadata"].get("name", "")),
+                                  f"Precondition failed: UID in precondition: {wanted_uid}, "
+                                  f"UID in object meta: {old['metadata'].get('uid', '')}")
         if subresource == "status":
             result = clone(old)
             result["status"] = new.get("status", {})

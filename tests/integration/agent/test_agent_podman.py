@@ -134,3 +134,44 @@ async def _is_ready(client: ApiClient, node_name: str) -> bool:
 
 async def _gone(client: ApiClient, namespace: str) -> bool:
     return await get_pod(client, namespace, "demo") is None
+
+
+async def test_an_ended_pod_gives_back_its_ip_and_an_agent_restart_does_not_report_its_oom_again(
+        client: ApiClient, namespace: str, node_name: str, tmp_path: Path) -> None:
+    await ensure_demo_image()
+    network = f"shoaltest{uuid.uuid4().hex[:8]}"
+    subnet = free_subnet()
+
+    def new_driver() -> PodmanDriver:  # a fresh driver (and agent) = an agent restart
+        return PodmanDriver(network, subnet, labels={"shoal.test": network}, state_dir=tmp_path / "podman")
+
+    first, second = new_driver(), new_driver()
+    hog = {"name": "hog", "image": DEMO_IMAGE, "resources": {"limits": {"memory": "32Mi"}},
+           "command": ["sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=64M count=1"]}
+    try:
+        await first.ensure_network()
+        async with running_agent(client, first, node_name, tmp_path):
+            pod = await create_bound(client, namespace, node_name, pod_manifest("hog", hog, restart="Never"))
+            await eventually(pod_check(client, namespace, "hog", lambda p: p["status"]["phase"] == "Failed"),
+                             within=30, what="the memory hog to be OOM-killed")
+            await eventually(lambda: _oom_events(client, namespace), what="the OOMKilling event")
+            # Like kubelet: the sandbox of an ended pod is stopped (its IP goes back to the node),
+            # the container stays for logs, and the status keeps the pod IP.
+            ended = await eventually(pod_check(client, namespace, "hog", lambda p: condition(
+                p, "PodReadyToStartContainers") == "False"), what="the sandbox to be stopped")
+            assert ended["status"]["podIP"]
+            sandboxes = [s for s in await first.list_sandboxes() if s.pod_uid == pod["metadata"]["uid"]]
+            assert sandboxes and not any(s.ready or s.ip for s in sandboxes)
+            assert [c.reason for c in await first.list_containers(sandboxes[0].id)] == ["OOMKilled"]
+        async with running_agent(client, second, node_name, tmp_path):
+            await asyncio.sleep(3)  # several relists and syncs of the failed pod
+        assert await _oom_events(client, namespace) == 1
+    finally:
+        await second.purge()
+        await second.remove_network()
+        await first.close()
+        await second.close()
+
+
+async def _oom_events(client: ApiClient, namespace: str) -> int:
+    return sum(1 for reason, _ in await events(client, namespace, "hog") if reason == "OOMKilling")

@@ -47,6 +47,24 @@ async def test_sandbox_create_list_remove(driver: RuntimeDriver, sandbox_spec: S
     await driver.remove_sandbox(sandbox.id)  # removing twice is fine
 
 
+async def test_stop_sandbox_keeps_exited_containers_and_logs(driver: RuntimeDriver,
+                                                             sandbox_spec: SpecFactory) -> None:
+    sandbox = await driver.create_sandbox(sandbox_spec())
+    done = await run_container(driver, sandbox.id, shell("done", "echo finished"))
+    await wait_state(driver, done, State.EXITED)
+    still = await run_container(driver, sandbox.id, shell("still", "echo up; sleep 30"))
+    await wait_log(driver, still, "up")
+    await driver.stop_sandbox(sandbox.id, grace_seconds=2)
+    (stopped,) = [s for s in await driver.list_sandboxes() if s.id == sandbox.id]
+    assert not stopped.ready and not stopped.ip
+    statuses = {c.name: c for c in await driver.list_containers(sandbox.id)}
+    assert {name: c.state for name, c in statuses.items()} == {"done": State.EXITED, "still": State.EXITED}
+    assert statuses["done"].exit_code == 0
+    assert await log_lines(driver, done) == ["finished"]
+    await driver.stop_sandbox(sandbox.id, grace_seconds=2)  # stopping twice is fine
+    await driver.remove_sandbox(sandbox.id)
+
+
 async def test_container_runs_and_is_inspected(driver: RuntimeDriver, sandbox_spec: SpecFactory) -> None:
     sandbox = await driver.create_sandbox(sandbox_spec())
     container_id = await driver.create_container(sandbox.id, shell("main", "echo up; sleep 30"))

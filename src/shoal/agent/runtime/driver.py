@@ -16,6 +16,8 @@ Contract and invariants
   kept (status ``exited`` with exit code, ``reason`` "OOMKilled" when the kernel killed it for
   its memory limit, else "Completed"/"Error") until ``remove_container``.
 * ``stop_container`` sends SIGTERM, waits ``grace_seconds``, then SIGKILL.
+* ``stop_sandbox`` ends a pod that has finished: its containers stop (kept for logs) and its
+  IP is released; a stopped sandbox is not ready (the agent removes it before making a new one).
 * ``pull_image`` honours the policy: ``Never`` fails with :class:`ImageNotPresentError` if the
   image is missing, ``IfNotPresent`` pulls only when missing, ``Always`` always pulls; a pull
   that fails raises :class:`ImagePullError` (the agent reports ErrImagePull/ImagePullBackOff).
@@ -198,6 +200,13 @@ class RuntimeDriver(Protocol):
         ...
 
     async def create_sandbox(self, spec: SandboxSpec) -> SandboxStatus: ...
+
+    async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None:
+        """Stop the sandbox (kubelet's StopPodSandbox, for a pod that has ended): containers still
+        running get ``grace_seconds`` after SIGTERM, then the network goes and the pod IP is
+        released.  The containers stay, exited, with their logs; ``list_sandboxes`` reports the
+        sandbox not ready.  Idempotent; NotFoundError if there is no such sandbox."""
+        ...
 
     async def remove_sandbox(self, sandbox_id: str) -> None: ...
 

@@ -57,6 +57,9 @@ class PodmanSandboxes:
     async def _infra_image(self) -> str:
         raise NotImplementedError
 
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        raise NotImplementedError
+
     async def create_sandbox(self, spec: SandboxSpec) -> SandboxStatus:
         """Claim a warm pod, or create and start one; the same pod (name and uid) created
         before is reused."""
@@ -120,6 +123,23 @@ class PodmanSandboxes:
             else:
                 await self.remove_sandbox(status.id)
         return adopted
+
+    async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None:
+        """Stop the running containers (with the grace period), then the infra container, whose
+        stop makes CNI tear the network down and gives the IP back to the node's pool.  (The
+        API's ``pods/{id}/stop`` of podman 4.3 does nothing for a "Degraded" pod, one with
+        exited containers: exactly the pods that have ended.)"""
+        pod = await self._pod_inspect(sandbox_id)
+        if pod is None:
+            raise NotFoundError(f"sandbox {sandbox_id} not found")
+        infra = str(pod.get("InfraContainerID") or "")
+        running = [str(c["Id"]) for c in pod.get("Containers") or []
+                   if c.get("State") == "running" and c.get("Id") != infra]
+        await asyncio.gather(*(self.stop_container(c, grace_seconds) for c in running))
+        if infra:
+            with contextlib.suppress(PodmanNotFoundError):
+                await self.stop_container(infra, grace_seconds)
+        self._ips.pop(sandbox_id, None)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         """Remove the pod and all its containers (idempotent)."""

@@ -115,7 +115,7 @@ class ProcessDriver:
 
     async def create_sandbox(self, spec: SandboxSpec) -> SandboxStatus:
         for existing in self.state.all_sandboxes():
-            if existing["pod_uid"] == spec.pod_uid:
+            if existing["pod_uid"] == spec.pod_uid and not existing.get("stopped"):
                 return _sandbox_status(existing)
         sandbox_id = new_id()
         directory = self.state.sandbox_dir(sandbox_id)
@@ -127,6 +127,16 @@ class ProcessDriver:
         }
         write_json(directory / "sandbox.json", data)
         return _sandbox_status(data)
+
+    async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None:
+        """Stop the sandbox's running containers and mark it stopped (there is no network to
+        release: every pod shares 127.0.0.1)."""
+        data = self.state.sandbox(sandbox_id)
+        running = [r for r in self.state.all_containers()
+                   if r.sandbox_id == sandbox_id and r.status().state is State.RUNNING]
+        await asyncio.gather(*(self.stop_container(r.id, grace_seconds) for r in running))
+        if not data.get("stopped"):
+            write_json(self.state.sandbox_dir(sandbox_id) / "sandbox.json", {**data, "stopped": True})
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         """Kill and remove the sandbox's containers, then the sandbox (idempotent)."""
@@ -317,7 +327,9 @@ class ProcessDriver:
 
 
 def _sandbox_status(data: dict[str, Any]) -> SandboxStatus:
-    return SandboxStatus(id=str(data["id"]), pod_uid=str(data["pod_uid"]), ip="127.0.0.1", ready=True,
+    ready = not data.get("stopped")
+    return SandboxStatus(id=str(data["id"]), pod_uid=str(data["pod_uid"]), ip="127.0.0.1" if ready else "",
+                         ready=ready,
                          labels=dict(data.get("labels") or {}), created_at=parse_time(data.get("created_at")))
 
 
