@@ -17,6 +17,13 @@ Scoring: each score plugin returns 0..100 per feasible node, multiplied by its w
 summed; the highest total wins and ties are broken uniformly with the injected RNG.  A single
 feasible node is taken without scoring.
 
+Vector path: given the cache's :class:`~shoal.scheduler.nodetable.NodeTable`, the same
+decision is made with one numpy mask per filter and one array per score (see
+:mod:`shoal.scheduler.framework`) when every plugin has a vector form for the pod: the same
+feasible nodes in the same round-robin order, the same totals, the same RNG draw, so the same
+node.  Otherwise (host ports, node affinity, ...), and whenever no node is feasible (the
+statuses are needed then), the per-node path decides.
+
 Failure: :class:`FitError` carries one Status per node; :func:`fit_error_message` renders
 Kubernetes' FailedScheduling text: counts per reason, sorted as strings, then the preemption
 verdict (Shoal does not preempt: nodes that failed resolvably have "no victims", the others
@@ -31,8 +38,19 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from shoal.scheduler.framework import FilterPlugin, ScorePlugin, Status
+import numpy as np
+from numpy.typing import NDArray
+
+from shoal.scheduler.framework import (
+    UNSUPPORTED,
+    FilterPlugin,
+    ScorePlugin,
+    Status,
+    VectorFilterPlugin,
+    VectorScorePlugin,
+)
 from shoal.scheduler.nodeinfo import NodeInfo
+from shoal.scheduler.nodetable import NodeTable
 from shoal.scheduler.podinfo import PodInfo
 
 __all__ = [
@@ -101,8 +119,13 @@ class Algorithm:
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self._next_start = 0
 
-    def schedule(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> NodeInfo:
-        """The node for ``pod``; raises :class:`FitError` when none fits."""
+    def schedule(self, pod: PodInfo, nodes: Sequence[NodeInfo], table: NodeTable | None = None) -> NodeInfo:
+        """The node for ``pod``; raises :class:`FitError` when none fits.  With ``table`` (the
+        columns of ``nodes``) the vector path is tried first."""
+        if table is not None and len(table) == len(nodes) and table.exact:
+            chosen = self._schedule_vector(pod, table)
+            if chosen is not None:
+                return chosen
         feasible, statuses = self.find_feasible(pod, nodes)
         if not feasible:
             raise FitError(pod.key, len(nodes), statuses)
@@ -146,3 +169,45 @@ class Algorithm:
             weight = plugin.weight
             totals = [total + weight * score for total, score in zip(totals, scores, strict=True)]
         return totals
+
+    def _schedule_vector(self, pod: PodInfo, table: NodeTable) -> NodeInfo | None:
+        """The per-node decision computed over ``table``; None when a plugin has no vector
+        form for ``pod`` or no node is feasible (then nothing, not even the round-robin start,
+        has changed)."""
+        count = len(table)
+        if not count:
+            return None
+        passing: NDArray[np.bool_] | None = None
+        for plugin in self.filters:
+            if not isinstance(plugin, VectorFilterPlugin):
+                return None
+            mask = plugin.vector_filter(pod, table)
+            if mask is UNSUPPORTED:
+                return None
+            if mask is not None:
+                passing = mask if passing is None else passing & mask
+        start = self._next_start % count
+        order = (np.arange(count, dtype=np.intp) + start) % count
+        positions = np.flatnonzero(passing[order]) if passing is not None else np.arange(count, dtype=np.intp)
+        if not len(positions):
+            return None
+        wanted = num_feasible_nodes_to_find(count, self.percentage_of_nodes_to_score)
+        visited = int(positions[wanted - 1]) + 1 if len(positions) >= wanted else count
+        rows = order[positions[:wanted]]
+        if len(rows) == 1:
+            chosen = int(rows[0])
+        else:
+            totals = np.zeros(len(rows), np.int64)
+            for scorer in self.scores:
+                if not isinstance(scorer, VectorScorePlugin):
+                    return None
+                scores = scorer.vector_score(pod, table, rows)
+                if scores is UNSUPPORTED:
+                    return None
+                if scores is not None:
+                    totals += scorer.weight * scores
+            winners = np.flatnonzero(totals == totals.max())
+            pick = 0 if len(winners) == 1 else self.rng.randrange(len(winners))
+            chosen = int(rows[int(winners[pick])])
+        self._next_start = (start + visited) % count
+        return table.nodes[chosen]

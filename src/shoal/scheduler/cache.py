@@ -16,7 +16,9 @@ Invariants:
   node was deleted) wait in a per-node-name holding area and are attached when the node
   appears, so totals are right whatever the event order.
 * Terminal pods (Succeeded/Failed) hold no resources; the scheduler removes them.
-* :meth:`SchedulerCache.nodes` returns a list that is rebuilt only when nodes come or go.
+* :meth:`SchedulerCache.nodes` returns a list that is rebuilt only when nodes come or go, and
+  :meth:`SchedulerCache.table` the :class:`~shoal.scheduler.nodetable.NodeTable` of that list
+  (its NodeInfos keep their rows current).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 from typing import Any
 
 from shoal.scheduler.nodeinfo import NodeInfo
+from shoal.scheduler.nodetable import NodeTable
 from shoal.scheduler.podinfo import PodInfo
 
 __all__ = ["SchedulerCache"]
@@ -38,6 +41,7 @@ class SchedulerCache:
     def __init__(self) -> None:
         self._nodes: dict[str, NodeInfo] = {}
         self._node_list: list[NodeInfo] | None = None
+        self._table: NodeTable | None = None
         #: pod key -> the node name it is on (bound, assumed or waiting for its node)
         self._placement: dict[str, str] = {}
         self._assumed: set[str] = set()
@@ -52,6 +56,12 @@ class SchedulerCache:
             self._node_list = list(self._nodes.values())
         return self._node_list
 
+    def table(self) -> NodeTable:
+        """The columns of :meth:`nodes` (same order), for the vectorized plugins."""
+        if self._table is None:
+            self._table = NodeTable(self.nodes())
+        return self._table
+
     def node(self, name: str) -> NodeInfo | None:
         return self._nodes.get(name)
 
@@ -65,7 +75,7 @@ class SchedulerCache:
             return info.set_node(node)
         info = NodeInfo(node)
         self._nodes[name] = info
-        self._node_list = None
+        self._node_list = self._table = None
         for pod in self._waiting.pop(name, {}).values():
             info.add_pod(pod)
         return True
@@ -75,7 +85,7 @@ class SchedulerCache:
         info = self._nodes.pop(name, None)
         if info is None:
             return
-        self._node_list = None
+        self._node_list = self._table = None
         if info.pods:
             self._waiting[name] = dict(info.pods)
 

@@ -14,6 +14,14 @@ to the two extension points Shoal uses and shaped for Python's costs:
   one call), or ``None`` when it does not apply to the pod.  The framework adds them up,
   each multiplied by the plugin's ``weight``.
 
+Vector forms (an optional ability, as separate Protocols): a plugin may also answer for all
+nodes at once over the cache's :class:`~shoal.scheduler.nodetable.NodeTable` —
+:meth:`VectorFilterPlugin.vector_filter` a boolean mask over its rows,
+:meth:`VectorScorePlugin.vector_score` the scores of the given rows — with exactly the
+per-node form's answers, or :data:`UNSUPPORTED` for a pod it cannot handle that way (host
+ports, node affinity...).  The algorithm takes the vector path only when every plugin
+answers; ``tests/unit/scheduler/test_vector.py`` checks both paths choose alike.
+
 Plugins are stateless between pods and never mutate the :class:`NodeInfo` or
 :class:`PodInfo` they are given.  Their decision logic lives in pure module-level functions
 (``fits``, ``tolerates``, ``match_term`` ...) that the unit tests call directly.
@@ -29,21 +37,33 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
 
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from shoal.scheduler.nodetable import NodeTable
+
 __all__ = [
     "MAX_NODE_SCORE",
+    "UNSUPPORTED",
     "Code",
     "FilterPlugin",
     "NodeFilter",
     "ScorePlugin",
     "Status",
+    "Unsupported",
+    "VectorFilterPlugin",
+    "VectorScorePlugin",
     "default_normalize",
     "unresolvable",
     "unschedulable",
+    "vector_normalize",
 ]
 
 MAX_NODE_SCORE = 100
@@ -116,3 +136,37 @@ def default_normalize(scores: list[int], *, reverse: bool = False) -> list[int]:
         return [MAX_NODE_SCORE if reverse else 0 for _ in scores]
     scaled = [MAX_NODE_SCORE * score // highest for score in scores]
     return [MAX_NODE_SCORE - score for score in scaled] if reverse else scaled
+
+
+def vector_normalize(scores: NDArray[np.int64], *, reverse: bool = False) -> NDArray[np.int64]:
+    """:func:`default_normalize` over an array (the same integers)."""
+    highest = int(scores.max()) if len(scores) else 0
+    if highest == 0:
+        return np.full(len(scores), MAX_NODE_SCORE if reverse else 0, np.int64)
+    scaled: NDArray[np.int64] = MAX_NODE_SCORE * scores // highest
+    return MAX_NODE_SCORE - scaled if reverse else scaled
+
+
+class Unsupported(enum.Enum):
+    """A vector form's answer for a pod it cannot handle: use the per-node form."""
+
+    UNSUPPORTED = "unsupported"
+
+
+UNSUPPORTED = Unsupported.UNSUPPORTED
+
+
+@runtime_checkable
+class VectorFilterPlugin(Protocol):
+    def vector_filter(self, pod: PodInfo, table: NodeTable) -> NDArray[np.bool_] | Unsupported | None:
+        """Which rows pass (``None``: all of them), exactly as ``pre_filter``'s check would say."""
+        ...
+
+
+@runtime_checkable
+class VectorScorePlugin(Protocol):
+    def vector_score(self, pod: PodInfo, table: NodeTable,
+                     rows: NDArray[np.intp]) -> NDArray[np.int64] | Unsupported | None:
+        """The scores of ``rows`` (in that order), exactly as :meth:`ScorePlugin.score` gives
+        for those nodes (``None`` where it gives ``None``)."""
+        ...

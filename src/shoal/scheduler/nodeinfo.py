@@ -4,7 +4,9 @@
 every cycle (allocatable cpu/memory/pods, labels, taints, ``spec.unschedulable``) and the
 running totals of the pods bound or assumed to it (requests, non-zero requests, pod count,
 host ports in use, pods per controller owner).  The totals are updated incrementally by
-:meth:`NodeInfo.add_pod` / :meth:`NodeInfo.remove_pod`; nothing is recounted per cycle.
+:meth:`NodeInfo.add_pod` / :meth:`NodeInfo.remove_pod`; nothing is recounted per cycle.  When
+the node is a row of the cache's :class:`~shoal.scheduler.nodetable.NodeTable`
+(:meth:`NodeInfo.attach`), every change is written to that row too.
 
 Readiness is expressed as a taint, as Kubernetes' node lifecycle controller does
 (TaintNodesByCondition): a node whose ``Ready`` condition is not ``True`` gets a synthetic
@@ -21,10 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.resources import printing
 from shoal.scheduler.podinfo import PodInfo
+
+if TYPE_CHECKING:
+    from shoal.scheduler.nodetable import NodeTable
 
 __all__ = ["NOT_READY_TAINT", "UNREACHABLE_TAINT", "InvalidNodeError", "NodeInfo", "Taint", "node_taints"]
 
@@ -82,8 +87,8 @@ class NodeInfo:
 
     __slots__ = (
         "alloc_cpu", "alloc_memory", "alloc_pods", "labels", "name", "node", "nz_cpu", "nz_memory",
-        "owner_counts", "pods", "ports", "requested_cpu", "requested_memory", "signature", "taints",
-        "unschedulable",
+        "owner_counts", "pods", "ports", "requested_cpu", "requested_memory", "row", "signature", "table",
+        "taints", "unschedulable",
     )
 
     def __init__(self, node: Obj) -> None:
@@ -97,7 +102,17 @@ class NodeInfo:
         #: controller uid -> pods of that owner on this node
         self.owner_counts: dict[str, int] = {}
         self.signature: tuple[Any, ...] = ()
+        self.table: NodeTable | None = None
+        self.row = -1
         self.set_node(node)
+
+    def attach(self, table: NodeTable | None, row: int = -1) -> None:
+        """Make this node row ``row`` of ``table`` (None: of no table) and write the row."""
+        self.table, self.row = table, row
+        if table is not None:
+            table.write(row, self)
+            for owner, count in self.owner_counts.items():
+                table.set_owner_count(owner, row, count)
 
     def set_node(self, node: Obj) -> bool:
         """Take a new version of the Node; True when anything a filter or score reads changed."""
@@ -115,6 +130,8 @@ class NodeInfo:
         self.unschedulable = unschedulable
         self.alloc_cpu, self.alloc_memory, self.alloc_pods = cpu, memory, pods
         self.signature = signature
+        if changed and self.table is not None:
+            self.table.write(self.row, self)
         return changed
 
     def add_pod(self, info: PodInfo) -> None:
@@ -130,6 +147,14 @@ class NodeInfo:
         for protocol, ip, port in info.ports:
             users = self.ports.setdefault((protocol, port), {})
             users[ip] = users.get(ip, 0) + 1
+        if self.table is not None:
+            self._write_row(info.owner_uid)
+
+    def _write_row(self, owner_uid: str) -> None:
+        assert self.table is not None
+        self.table.write(self.row, self)
+        if owner_uid:
+            self.table.set_owner_count(owner_uid, self.row, self.owner_counts.get(owner_uid, 0))
 
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
@@ -152,6 +177,8 @@ class NodeInfo:
                 del users[ip]
             if not users:
                 del self.ports[(protocol, port)]
+        if self.table is not None:
+            self._write_row(info.owner_uid)
         return info
 
     def __repr__(self) -> str:

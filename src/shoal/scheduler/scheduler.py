@@ -145,7 +145,7 @@ class Scheduler:
             return
         try:
             info = PodInfo.of(pod)
-            node = self.algorithm.schedule(info, self.cache.nodes())
+            node = self.algorithm.schedule(info, self.cache.nodes(), self.cache.table())
         except (FitError, InvalidPodError) as exc:
             self.unschedulable += 1
             self.queue.failed(key)

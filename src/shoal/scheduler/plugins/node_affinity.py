@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shoal.scheduler.framework import NodeFilter, Status, default_normalize, unresolvable
+from shoal.scheduler.framework import UNSUPPORTED, NodeFilter, Status, Unsupported, default_normalize, unresolvable
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
 
@@ -132,18 +132,28 @@ class NodeAffinity:
 
         return check
 
+    def vector_filter(self, pod: PodInfo, table: object) -> Unsupported | None:
+        return UNSUPPORTED if self.pre_filter(pod) is not None else None
+
 
 class PreferredAffinity:
     name = NAME
     weight = 2
 
     def score(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int] | None:
-        preferred = _node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution")
-        terms = [(int(p.get("weight") or 0), p.get("preference") or {})
-                 for p in preferred or () if isinstance(p, dict)]
-        terms = [(weight, term) for weight, term in terms if weight and isinstance(term, dict)]
+        terms = _preferred_terms(pod)
         if not terms:
             return None
         raw = [sum(weight for weight, term in terms if match_term(term, node.labels, node.name))
                for node in nodes]
         return default_normalize(raw)
+
+    def vector_score(self, pod: PodInfo, table: object, rows: object) -> Unsupported | None:
+        return UNSUPPORTED if _preferred_terms(pod) else None
+
+
+def _preferred_terms(pod: PodInfo) -> list[tuple[int, Obj]]:
+    preferred = _node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution")
+    terms = [(int(p.get("weight") or 0), p.get("preference") or {})
+             for p in preferred or () if isinstance(p, dict)]
+    return [(weight, term) for weight, term in terms if weight and isinstance(term, dict)]

@@ -8,7 +8,7 @@ the requested node name`` (UNRESOLVABLE).
 
 from __future__ import annotations
 
-from shoal.scheduler.framework import NodeFilter, Status, unresolvable
+from shoal.scheduler.framework import UNSUPPORTED, NodeFilter, Status, Unsupported, unresolvable
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
 
@@ -30,3 +30,6 @@ class NodeName:
         if not wanted:
             return None
         return lambda node: fits(str(wanted), node)
+
+    def vector_filter(self, pod: PodInfo, table: object) -> Unsupported | None:
+        return UNSUPPORTED if pod.spec.get("nodeName") else None

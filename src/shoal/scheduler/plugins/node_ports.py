@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shoal.scheduler.framework import NodeFilter, Status, unschedulable
+from shoal.scheduler.framework import UNSUPPORTED, NodeFilter, Status, Unsupported, unschedulable
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import HostPort, PodInfo
 
@@ -45,3 +45,6 @@ class NodePorts:
         if not wanted:
             return None
         return lambda node: fits(wanted, node) if node.ports else None
+
+    def vector_filter(self, pod: PodInfo, table: object) -> Unsupported | None:
+        return UNSUPPORTED if pod.ports else None

@@ -17,10 +17,18 @@ Worked example: 4000m allocatable, 1000m requested, pod 1000m → cpu ``(4000-20
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from shoal.scheduler.framework import MAX_NODE_SCORE, NodeFilter, Status, unresolvable, unschedulable
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from shoal.scheduler.nodetable import NodeTable
 
 __all__ = ["NAME", "SCORE_NAME", "LeastAllocated", "NodeResourcesFit", "fits", "least_allocated_score"]
 
@@ -77,6 +85,21 @@ class NodeResourcesFit:
 
         return check
 
+    def vector_filter(self, pod: PodInfo, table: NodeTable) -> NDArray[np.bool_]:
+        passing: NDArray[np.bool_] = table.pod_count < table.alloc_pods
+        if pod.cpu:
+            passing &= pod.cpu <= table.alloc_cpu - table.requested_cpu
+        if pod.memory:
+            passing &= pod.memory <= table.alloc_memory - table.requested_memory
+        return passing
+
+
+def _vector_free_share(used: NDArray[np.int64], allocatable: NDArray[np.int64]) -> NDArray[np.int64]:
+    """:func:`_free_share` over arrays."""
+    ok = (allocatable > 0) & (used <= allocatable)
+    share: NDArray[np.int64] = np.where(ok, (allocatable - used) * MAX_NODE_SCORE // np.where(ok, allocatable, 1), 0)
+    return share
+
 
 class LeastAllocated:
     name = SCORE_NAME
@@ -93,3 +116,9 @@ class LeastAllocated:
                             if 0 < alloc_memory >= used_memory else 0)
             scores.append((cpu_score + memory_score) // 2)
         return scores
+
+    def vector_score(self, pod: PodInfo, table: NodeTable, rows: NDArray[np.intp]) -> NDArray[np.int64]:
+        cpu = _vector_free_share(table.nz_cpu[rows] + pod.nz_cpu, table.alloc_cpu[rows])
+        memory = _vector_free_share(table.nz_memory[rows] + pod.nz_memory, table.alloc_memory[rows])
+        total: NDArray[np.int64] = (cpu + memory) // 2
+        return total

@@ -6,10 +6,19 @@ Kubernetes puts on cordoned nodes.  Reason: ``node(s) were unschedulable`` (UNRE
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from shoal.scheduler.framework import NodeFilter, Status, unresolvable
 from shoal.scheduler.nodeinfo import NodeInfo, Taint
 from shoal.scheduler.plugins.taint_toleration import pod_tolerations, tolerates
 from shoal.scheduler.podinfo import PodInfo
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from shoal.scheduler.nodetable import NodeTable
 
 __all__ = ["NAME", "REASON", "UNSCHEDULABLE_TAINT", "NodeUnschedulable", "fits"]
 
@@ -30,3 +39,8 @@ class NodeUnschedulable:
         if tolerates(pod_tolerations(pod), UNSCHEDULABLE_TAINT):
             return None
         return lambda node: _FAILED if node.unschedulable else None  # fits(False, node), inlined
+
+    def vector_filter(self, pod: PodInfo, table: NodeTable) -> NDArray[np.bool_] | None:
+        if tolerates(pod_tolerations(pod), UNSCHEDULABLE_TAINT) or not table.unschedulable.any():
+            return None
+        return ~table.unschedulable

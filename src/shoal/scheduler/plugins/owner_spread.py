@@ -11,10 +11,18 @@ controller owner are not spread by this plugin (LeastAllocated still spreads the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from shoal.scheduler.framework import default_normalize
+import numpy as np
+
+from shoal.scheduler.framework import default_normalize, vector_normalize
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from shoal.scheduler.nodetable import NodeTable
 
 __all__ = ["NAME", "OwnerSpread", "spread_scores"]
 
@@ -35,3 +43,9 @@ class OwnerSpread:
 
     def score(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int] | None:
         return spread_scores(pod.owner_uid, nodes) if pod.owner_uid else None
+
+    def vector_score(self, pod: PodInfo, table: NodeTable, rows: NDArray[np.intp]) -> NDArray[np.int64] | None:
+        counts = table.owner_counts(pod.owner_uid, rows) if pod.owner_uid else None
+        if counts is None or not counts.any():
+            return None
+        return vector_normalize(counts, reverse=True)

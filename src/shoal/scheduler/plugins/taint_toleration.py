@@ -18,10 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shoal.scheduler.framework import NodeFilter, Status, default_normalize, unresolvable
+import numpy as np
+
+from shoal.scheduler.framework import NodeFilter, Status, default_normalize, unresolvable, vector_normalize
 from shoal.scheduler.nodeinfo import NodeInfo, Taint
 from shoal.scheduler.podinfo import PodInfo
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from shoal.scheduler.nodetable import NodeTable
 
 __all__ = [
     "NAME",
@@ -81,7 +89,7 @@ def reason(taint: Taint) -> str:
 class TaintToleration:
     name = NAME
 
-    def pre_filter(self, pod: PodInfo) -> NodeFilter | None:
+    def pre_filter(self, pod: PodInfo) -> NodeFilter:
         tolerations = pod_tolerations(pod)
         memo: dict[tuple[Taint, ...], Status | None] = {}  # nodes often share their taints
 
@@ -96,15 +104,46 @@ class TaintToleration:
 
         return check
 
+    def vector_filter(self, pod: PodInfo, table: NodeTable) -> NDArray[np.bool_] | None:
+        """Untainted rows pass; the tainted ones (few, usually) run the per-node check."""
+        tainted = np.flatnonzero(table.tainted)
+        if not len(tainted):
+            return None
+        check = self.pre_filter(pod)
+        passing = ~table.tainted
+        for row in tainted.tolist():
+            passing[row] = check(table.nodes[row]) is None
+        return passing
+
 
 class TolerationScore:
     name = NAME
     weight = 3
 
     def score(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int] | None:
-        tolerations = [t for t in pod_tolerations(pod) if t.effect in ("", "PreferNoSchedule")]
-        counts = [sum(1 for taint in node.taints if taint.effect == "PreferNoSchedule"
-                      and not tolerates(tolerations, taint)) if node.taints else 0 for node in nodes]
+        tolerations = _score_tolerations(pod)
+        counts = [_intolerable(tolerations, node) if node.taints else 0 for node in nodes]
         if not any(counts):
             return None
         return default_normalize(counts, reverse=True)
+
+    def vector_score(self, pod: PodInfo, table: NodeTable, rows: NDArray[np.intp]) -> NDArray[np.int64] | None:
+        tainted = np.flatnonzero(table.tainted[rows])
+        if not len(tainted):
+            return None
+        tolerations = _score_tolerations(pod)
+        counts = np.zeros(len(rows), np.int64)
+        for position in tainted.tolist():
+            counts[position] = _intolerable(tolerations, table.nodes[int(rows[position])])
+        if not counts.any():
+            return None
+        return vector_normalize(counts, reverse=True)
+
+
+def _score_tolerations(pod: PodInfo) -> list[Toleration]:
+    return [t for t in pod_tolerations(pod) if t.effect in ("", "PreferNoSchedule")]
+
+
+def _intolerable(tolerations: Sequence[Toleration], node: NodeInfo) -> int:
+    """How many of the node's PreferNoSchedule taints ``tolerations`` do not tolerate."""
+    return sum(1 for taint in node.taints if taint.effect == "PreferNoSchedule" and not tolerates(tolerations, taint))
