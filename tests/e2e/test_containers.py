@@ -184,9 +184,18 @@ def test_crash_loop_probes_and_oom(cluster: ShoalProcess) -> None:
         statuses = status(name).get("containerStatuses") or [{}]
         return str(statuses[0].get("state", {}).get("waiting", {}).get("reason", ""))
 
+    def waiting_message(name: str) -> str:
+        statuses = status(name).get("containerStatuses") or [{}]
+        return str(statuses[0].get("state", {}).get("waiting", {}).get("message", ""))
+
     wait_for("CrashLoopBackOff", lambda: waiting_reason("crash") == "CrashLoopBackOff", timeout=60)
     assert status("crash")["containerStatuses"][0]["restartCount"] >= 1
     assert "dying" in cluster.kubectl("logs", "crash", "--previous").stdout
+    # growing delays: kubelet's back-off starts at 10 s and doubles after each crash
+    wait_for("back-off 20s", lambda: waiting_message("crash").startswith("back-off 20s restarting failed"),
+             timeout=60)
+    assert status("crash")["containerStatuses"][0]["restartCount"] >= 2
+    assert "Back-off restarting failed container c" in cluster.kubectl("describe", "pod", "crash").stdout
     wait_for("unlive restarted", lambda: status("unlive")["containerStatuses"][0]["restartCount"] >= 1,
              timeout=60)
     unready = status("unready")
