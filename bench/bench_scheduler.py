@@ -188,8 +188,17 @@ class BindWatch:
                 self.all_bound.set()
 
     async def wait(self) -> float:
-        """Wait until all are bound; the wall time of the last binding."""
-        await asyncio.wait_for(self.all_bound.wait(), TIMEOUT)
+        """Wait until all are bound; the wall time of the last binding.  Fails at once if the
+        watch ends first (e.g. the server dropped it for falling behind: 410)."""
+        bound = asyncio.ensure_future(self.all_bound.wait())
+        waiting = {bound} | ({self._task} if self._task is not None else set())
+        await asyncio.wait(waiting, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        bound.cancel()
+        if not self.all_bound.is_set():
+            if self._task is not None and self._task.done() and self._task.exception() is not None:
+                raise RuntimeError(f"the bench's watch ended after {len(self.bound)} of {self.count} bindings: "
+                                   f"{self._task.exception()}")
+            raise TimeoutError(f"{len(self.bound)} of {self.count} pods bound after {TIMEOUT} s")
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
