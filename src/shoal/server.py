@@ -125,6 +125,8 @@ class Server:
             write_kubeconfig(cfg.data_dir / "kubeconfig.yaml", cfg.url, pki.ca_pem, token)
             api.ready = True
             self.started.set()
+            components.freeze_heap(collect=False)
+            asyncio.get_running_loop().call_later(components.HEAP_SETTLE_SECONDS, components.freeze_heap)
             log.warning("shoal server ready on %s in %.0f ms (kubeconfig: %s)", cfg.url,
                         (time.perf_counter() - began) * 1000, cfg.data_dir / "kubeconfig.yaml")
             async with asyncio.TaskGroup() as group:

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from shoal import components
 from shoal.server import COMPONENTS, Server, ServerConfig, default_data_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -78,7 +79,6 @@ def agent(
     import socket
 
     from shoal.agent.agent import run_agent
-    from shoal.components import default_runtime
 
     if ca_file is None and not insecure_skip_tls_verify:
         raise typer.BadParameter("give the cluster CA (--ca-file) or --insecure-skip-tls-verify",
@@ -92,9 +92,10 @@ def agent(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.call_later(components.HEAP_SETTLE_SECONDS, components.freeze_heap)
         await run_agent(node_name=node_name or socket.gethostname(), data_dir=data_dir, stop=stop,
                         server=server, token=token, ca_file=str(ca_file) if ca_file else None,
-                        insecure=insecure_skip_tls_verify, driver=runtime or default_runtime(),
+                        insecure=insecure_skip_tls_verify, driver=runtime or components.default_runtime(),
                         node_ip=node_ip, kubelet_port=kubelet_port, ca_pem=ca_pem)
 
     asyncio.run(main_loop())
