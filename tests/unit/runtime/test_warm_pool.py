@@ -77,6 +77,25 @@ async def test_fills_to_size_and_hands_out_ready_pods_then_refills() -> None:
         await pool.close()
 
 
+async def test_more_adopted_pods_than_the_pool_holds_are_trimmed_when_idle() -> None:
+    maker = Maker()
+    clock = Clock()
+    left_over = [WarmPod(f"old{i}", f"10.0.1.{i}", "") for i in range(5)]
+
+    async def adopt() -> list[WarmPod]:
+        return list(left_over)
+
+    pool = WarmPool(2, create=maker.create, adopt=adopt, remove=maker.remove, idle=30.0, quiet=0.0, clock=clock)
+    try:
+        pool.kick()
+        # never claimed: idle since ever, so the surplus goes at once, the newest adopted first
+        await until(lambda: len(pool.ready) == 2)
+        assert [p.id for p in pool.ready] == ["old0", "old1"]
+        assert sorted(maker.removed) == ["old2", "old3", "old4"] and maker.made == []
+    finally:
+        await pool.close()
+
+
 @contextlib.asynccontextmanager
 async def claim_in_flight(maker: Maker) -> AsyncIterator[tuple[WarmPool, asyncio.Task[WarmPod | None]]]:
     """A one-pod pool whose first pod is being started (held at ``maker.gate``) and a claim

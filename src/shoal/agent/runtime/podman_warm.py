@@ -278,7 +278,7 @@ class WarmPool:
     async def _wait_for_work(self) -> None:
         """Until a refill is asked for, or (while grown) until the pool has been idle long enough."""
         while not self._wanted.is_set():
-            if self.target <= self.size:
+            if not self._grown():
                 await self._wanted.wait()
                 break
             remaining = self._last_take + self.idle - self._clock()
@@ -288,10 +288,18 @@ class WarmPool:
                 await asyncio.wait_for(self._wanted.wait(), remaining)
         self._wanted.clear()
 
+    def _grown(self) -> bool:
+        """Above the resting size: grown by a burst, or more warm pods adopted than it holds."""
+        return self.target > self.size or (self._remove is not None and len(self._ready) > self.size)
+
     async def _shrink_if_idle(self) -> None:
-        if self.target <= self.size or self._clock() - self._last_take < self.idle:
+        if not self._grown() or self._clock() - self._last_take < self.idle:
             return
         self.target = self.size
         while len(self._ready) > self.target and self._remove is not None:
-            surplus = self._ready.pop()
-            await self._remove(surplus.id)
+            surplus = self._ready.pop()  # out of the pool first: no claim may take it meanwhile
+            try:
+                await self._remove(surplus.id)
+            except BaseException:
+                self._ready.append(surplus)  # still there: removed on the next try, or claimed
+                raise
