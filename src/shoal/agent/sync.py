@@ -151,8 +151,7 @@ class PodSyncer:
         runtime = await ct.observe(self.driver, uid, runtime.sandboxes)
         await self._collect_garbage(pod, runtime)
         self._update_probes(pod, runtime)
-        await self._write_status(pod, runtime, waits)
-        if self._written.get(uid, ("", {}))[1].get("phase") in TERMINAL:
+        if (await self._write_status(pod, runtime, waits)).get("phase") in TERMINAL:
             return SyncResult(resync=0.0)  # the pod just ended: the next pass stops its sandbox
         return SyncResult(resync=max(0.0, min(wake)))
 
@@ -356,14 +355,15 @@ class PodSyncer:
             return {**pod, "status": written[1]}
         return pod
 
-    async def _write_status(self, pod: Obj, runtime: ct.RuntimePod, waits: dict[str, Waiting]) -> None:
+    async def _write_status(self, pod: Obj, runtime: ct.RuntimePod, waits: dict[str, Waiting]) -> Obj:
+        """Write the status the pod should have, when it changed; returns that status."""
         await self._report_oom(pod, runtime)
         meta = _meta(pod)
         uid = str(meta.get("uid"))
         status = compute_status(pod, self._view(pod, runtime, waits), self.clock.now())
         old = pod.get("status") or {}
         if status == old:
-            return
+            return status
         body: Obj = {key: status.get(key) for key in set(status) | set(old)}
         patch = {"metadata": {"uid": uid}, "status": body}
         updated = await self.client.patch(resources.PODS, str(meta.get("name")), patch,
@@ -371,6 +371,7 @@ class PodSyncer:
         self._written[uid] = (str(meta.get("resourceVersion")), status)
         log.debug("pod %s/%s status written (rv %s): phase %s", meta.get("namespace"), meta.get("name"),
                   _meta(updated).get("resourceVersion"), status.get("phase"))
+        return status
 
     # -- stopping ---------------------------------------------------------------------------------
 

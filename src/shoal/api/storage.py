@@ -28,7 +28,7 @@ import base64
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -71,6 +71,8 @@ class WatchEvent:
 
 #: How many recent changes keep their decoded object and events for other watches.
 RECENT_EVENTS = 512
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class _RecentEvents:
@@ -85,22 +87,22 @@ class _RecentEvents:
 
     def object(self, kind: ResourceKind, key: str, value: bytes, revision: int, *, prev: bool = False) -> Obj:
         """``value`` decoded (the change's new value, or with ``prev`` its previous one)."""
-        entry = (key, revision, prev)
-        found = self._objects.get(entry)
+        found = self._objects.get((key, revision, prev))
         if found is None:
-            found = self._objects[entry] = self._decode(kind, key, value, revision)
-            if len(self._objects) > self.size:
-                self._objects.popitem(last=False)
+            found = self._remember(self._objects, (key, revision, prev), self._decode(kind, key, value, revision))
         return found
 
     def event(self, event_type: str, key: str, revision: int, obj: Obj) -> WatchEvent:
-        entry = (key, revision, event_type)
-        found = self._events.get(entry)
+        found = self._events.get((key, revision, event_type))
         if found is None:
-            found = self._events[entry] = WatchEvent(event_type, obj, revision)
-            if len(self._events) > self.size:
-                self._events.popitem(last=False)
+            found = self._remember(self._events, (key, revision, event_type), WatchEvent(event_type, obj, revision))
         return found
+
+    def _remember(self, cache: OrderedDict[_K, _V], entry: _K, value: _V) -> _V:
+        cache[entry] = value
+        if len(cache) > self.size:
+            cache.popitem(last=False)
+        return value
 
 
 def encode_continue(revision: int, start_after: str) -> str:

@@ -118,11 +118,16 @@ class Algorithm:
         self.rng = rng or random.Random()
         self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
         self._next_start = 0
+        #: Every plugin has a vector form (checked once: Protocol isinstance checks are slow).
+        self._vector_filters = [p for p in self.filters if isinstance(p, VectorFilterPlugin)]
+        self._vector_scores = [(p, p.weight) for p in self.scores if isinstance(p, VectorScorePlugin)]
+        self._vectorized = (len(self._vector_filters) == len(self.filters)
+                            and len(self._vector_scores) == len(self.scores))
 
     def schedule(self, pod: PodInfo, nodes: Sequence[NodeInfo], table: NodeTable | None = None) -> NodeInfo:
         """The node for ``pod``; raises :class:`FitError` when none fits.  With ``table`` (the
         columns of ``nodes``) the vector path is tried first."""
-        if table is not None and len(table) == len(nodes) and table.exact:
+        if self._vectorized and table is not None and len(table) == len(nodes) and table.exact:
             chosen = self._schedule_vector(pod, table)
             if chosen is not None:
                 return chosen
@@ -171,16 +176,14 @@ class Algorithm:
         return totals
 
     def _schedule_vector(self, pod: PodInfo, table: NodeTable) -> NodeInfo | None:
-        """The per-node decision computed over ``table``; None when a plugin has no vector
-        form for ``pod`` or no node is feasible (then nothing, not even the round-robin start,
-        has changed)."""
+        """The per-node decision computed over ``table`` (every plugin has a vector form);
+        None when one of them cannot answer for ``pod`` (UNSUPPORTED) or no node is feasible
+        (then nothing, not even the round-robin start, has changed)."""
         count = len(table)
         if not count:
             return None
         passing: NDArray[np.bool_] | None = None
-        for plugin in self.filters:
-            if not isinstance(plugin, VectorFilterPlugin):
-                return None
+        for plugin in self._vector_filters:
             mask = plugin.vector_filter(pod, table)
             if mask is UNSUPPORTED:
                 return None
@@ -198,14 +201,12 @@ class Algorithm:
             chosen = int(rows[0])
         else:
             totals = np.zeros(len(rows), np.int64)
-            for scorer in self.scores:
-                if not isinstance(scorer, VectorScorePlugin):
-                    return None
+            for scorer, weight in self._vector_scores:
                 scores = scorer.vector_score(pod, table, rows)
                 if scores is UNSUPPORTED:
                     return None
                 if scores is not None:
-                    totals += scorer.weight * scores
+                    totals += weight * scores
             winners = np.flatnonzero(totals == totals.max())
             pick = 0 if len(winners) == 1 else self.rng.randrange(len(winners))
             chosen = int(rows[int(winners[pick])])

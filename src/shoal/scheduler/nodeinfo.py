@@ -106,13 +106,13 @@ class NodeInfo:
         self.row = -1
         self.set_node(node)
 
-    def attach(self, table: NodeTable | None, row: int = -1) -> None:
-        """Make this node row ``row`` of ``table`` (None: of no table) and write the row."""
+    def attach(self, table: NodeTable, row: int) -> None:
+        """Make this node row ``row`` of ``table`` and write the row."""
         self.table, self.row = table, row
-        if table is not None:
-            table.write(row, self)
-            for owner, count in self.owner_counts.items():
-                table.set_owner_count(owner, row, count)
+        table.write_node(row, self)
+        table.write_pods(row, self)
+        for owner, count in self.owner_counts.items():
+            table.set_owner_count(owner, row, count)
 
     def set_node(self, node: Obj) -> bool:
         """Take a new version of the Node; True when anything a filter or score reads changed."""
@@ -131,7 +131,7 @@ class NodeInfo:
         self.alloc_cpu, self.alloc_memory, self.alloc_pods = cpu, memory, pods
         self.signature = signature
         if changed and self.table is not None:
-            self.table.write(self.row, self)
+            self.table.write_node(self.row, self)
         return changed
 
     def add_pod(self, info: PodInfo) -> None:
@@ -152,7 +152,7 @@ class NodeInfo:
 
     def _write_row(self, owner_uid: str) -> None:
         assert self.table is not None
-        self.table.write(self.row, self)
+        self.table.write_pods(self.row, self)
         if owner_uid:
             self.table.set_owner_count(owner_uid, self.row, self.owner_counts.get(owner_uid, 0))
 

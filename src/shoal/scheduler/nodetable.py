@@ -67,22 +67,25 @@ class NodeTable:
         """Whether int64 arithmetic is exact for every node (else use the Python path)."""
         return not self._too_large
 
-    def write(self, row: int, node: NodeInfo) -> None:
-        """Copy ``node``'s numbers into ``row`` (called by the NodeInfo itself)."""
+    def write_node(self, row: int, node: NodeInfo) -> None:
+        """Copy what ``node`` has (allocatable, cordon, taints) into ``row``."""
         self.alloc_cpu[row] = node.alloc_cpu
         self.alloc_memory[row] = node.alloc_memory
         self.alloc_pods[row] = node.alloc_pods
-        self.requested_cpu[row] = node.requested_cpu
-        self.requested_memory[row] = node.requested_memory
-        self.nz_cpu[row] = node.nz_cpu
-        self.nz_memory[row] = node.nz_memory
-        self.pod_count[row] = len(node.pods)
         self.unschedulable[row] = node.unschedulable
         self.tainted[row] = bool(node.taints)
         if max(node.alloc_cpu, node.alloc_memory, node.alloc_pods) >= _EXACT_LIMIT:
             self._too_large.add(row)
         else:
             self._too_large.discard(row)
+
+    def write_pods(self, row: int, node: NodeInfo) -> None:
+        """Copy the totals of the pods on ``node`` into ``row`` (after every pod added or removed)."""
+        self.requested_cpu[row] = node.requested_cpu
+        self.requested_memory[row] = node.requested_memory
+        self.nz_cpu[row] = node.nz_cpu
+        self.nz_memory[row] = node.nz_memory
+        self.pod_count[row] = len(node.pods)
 
     def set_owner_count(self, owner_uid: str, row: int, count: int) -> None:
         rows = self.owner_rows.setdefault(owner_uid, {})
