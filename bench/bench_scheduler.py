@@ -41,7 +41,6 @@ import tempfile
 import time
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -49,13 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shoal.client import resources
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 from shoal.scheduler import Scheduler, plugins
 from shoal.scheduler.algorithm import Algorithm
 from shoal.scheduler.cache import SchedulerCache
 from shoal.scheduler.podinfo import PodInfo
 from tests.support.server import ShoalProcess
 
-Obj = dict[str, Any]
 TIMEOUT = 300.0
 OWNERS = 20
 IN_FLIGHT = 8

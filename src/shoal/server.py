@@ -33,10 +33,10 @@ from typing import Any
 import uvicorn
 
 from shoal import components
-from shoal.api import errors
 from shoal.api.app import ApiServer
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
+from shoal.kube import errors
 from shoal.resources.kinds import build_registry
 from shoal.security.encryption import SecretBox
 from shoal.security.kubeconfig import write_kubeconfig

@@ -48,12 +48,12 @@ from shoal.client.errors import ApiClientError
 from shoal.client.events import EventRecorder
 from shoal.client.informer import EventHandler, Informer, wait_for_sync
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 
 __all__ = ["NodeAgent", "build_driver", "run_agent"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 ConfigureNetwork = Callable[[str], Awaitable[None]]
 
 

@@ -24,7 +24,6 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -33,13 +32,13 @@ from shoal.agent.backoff import Backoff, Clock, go_duration
 from shoal.agent.runtime import driver as rt
 from shoal.agent.status import Waiting
 from shoal.agent.volumes import HostVolume
-from shoal.resources.printing import parse_quantity
+from shoal.kube.objects import Obj
+from shoal.kube.quantity import parse_quantity
 
 __all__ = ["LABEL_ATTEMPT", "LABEL_CONTAINER", "LABEL_HASH", "LABEL_POD_NAME", "LABEL_POD_NAMESPACE",
            "LABEL_POD_UID", "ContainerStarter", "RuntimePod", "attempt_of", "container_hash", "observe",
            "resources_of", "security_of"]
 
-Obj = dict[str, Any]
 #: record(pod, container name ("" for the pod), event type, reason, message)
 Recorder = Callable[[Obj, str, str, str, str], Awaitable[None]]
 

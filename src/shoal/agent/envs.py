@@ -23,17 +23,14 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
-from shoal.resources.printing import parse_quantity
+from shoal.kube.objects import Obj
+from shoal.kube.quantity import parse_quantity
 
 __all__ = ["EnvError", "SourceCache", "expand", "expand_command", "field_value", "resolve_env"]
-
-Obj = dict[str, Any]
-
 
 class EnvError(Exception):
     """A container's configuration refers to something that does not exist."""

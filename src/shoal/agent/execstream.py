@@ -4,7 +4,7 @@
 
 * output: each ``(stream, data)`` chunk becomes a frame on channel 1 or 2 (only for the streams
   the client asked for; with a TTY everything goes to stdout), then, once the process has
-  exited, the exit Status on channel 3 (:func:`shoal.api.websocket.exit_status`) and a close
+  exited, the exit Status on channel 3 (:func:`shoal.kube.remotecommand.exit_status`) and a close
   with code 1000.  Every output byte is sent before the Status.
 * input: channel 0 goes to the process's stdin, ``\\xff\\x00`` (v5) closes it, channel 4
   resizes the TTY.  Stdin that the process no longer reads (it exited, or closed its end) is
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from shoal.agent.runtime.driver import ExecSession, RuntimeDriverError
-from shoal.api import websocket
+from shoal.kube import remotecommand
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ExecDriver(Protocol):
                           tty: bool) -> ExecSession: ...
 
 
-async def serve(ws: WebSocket, driver: ExecDriver, container_id: str, options: websocket.ExecOptions,
+async def serve(ws: WebSocket, driver: ExecDriver, container_id: str, options: remotecommand.ExecOptions,
                 protocol: str) -> None:
     """Run the command for an accepted WebSocket until it exits or the client leaves."""
     try:
@@ -42,8 +42,8 @@ async def serve(ws: WebSocket, driver: ExecDriver, container_id: str, options: w
                                            tty=options.tty)
     except RuntimeDriverError as exc:
         log.info("exec %s in %s failed to start: %s", list(options.command), container_id, exc)
-        await ws.send_bytes(websocket.status_frame(
-            websocket.error_status(f"error executing command in container: {exc}")))
+        await ws.send_bytes(remotecommand.status_frame(
+            remotecommand.error_status(f"error executing command in container: {exc}")))
         await ws.close(1000)
         return
     output = asyncio.create_task(_output(ws, session, options), name="exec-output")
@@ -57,7 +57,7 @@ async def serve(ws: WebSocket, driver: ExecDriver, container_id: str, options: w
             exit_code = output.result()
             if exit_code is not None:
                 exited = True
-                await ws.send_bytes(websocket.status_frame(websocket.exit_status(exit_code, options.command)))
+                await ws.send_bytes(remotecommand.status_frame(remotecommand.exit_status(exit_code, options.command)))
                 await ws.close(1000)
         else:
             reader.result()  # the client left (or sent a bad frame: raises)
@@ -65,9 +65,9 @@ async def serve(ws: WebSocket, driver: ExecDriver, container_id: str, options: w
         log.debug("exec client of %s disconnected", container_id)
     except RuntimeDriverError as exc:
         log.warning("exec in %s failed: %s", container_id, exc)
-        await ws.send_bytes(websocket.status_frame(websocket.error_status(f"error executing command: {exc}")))
+        await ws.send_bytes(remotecommand.status_frame(remotecommand.error_status(f"error executing command: {exc}")))
         await ws.close(1000)
-    except websocket.FrameError as exc:
+    except remotecommand.FrameError as exc:
         log.warning("exec client of %s sent a bad frame: %s", container_id, exc)
         await ws.close(1002)
     finally:
@@ -82,20 +82,20 @@ async def serve(ws: WebSocket, driver: ExecDriver, container_id: str, options: w
                 log.warning("exec in %s: %s", container_id, result, exc_info=result)
 
 
-async def _output(ws: WebSocket, session: ExecSession, options: websocket.ExecOptions) -> int | None:
+async def _output(ws: WebSocket, session: ExecSession, options: remotecommand.ExecOptions) -> int | None:
     """Relay output, then return the exit code; None if the client went away first."""
     try:
         async for stream, data in session.output():
-            channel = websocket.STDOUT if options.tty else stream
-            wanted = options.stdout if channel == websocket.STDOUT else options.stderr
+            channel = remotecommand.STDOUT if options.tty else stream
+            wanted = options.stdout if channel == remotecommand.STDOUT else options.stderr
             if wanted and data:
-                await ws.send_bytes(websocket.encode(channel, data))
+                await ws.send_bytes(remotecommand.encode(channel, data))
     except WebSocketDisconnect:
         return None
     return await session.wait()
 
 
-async def _input(ws: WebSocket, session: ExecSession, options: websocket.ExecOptions, protocol: str) -> None:
+async def _input(ws: WebSocket, session: ExecSession, options: remotecommand.ExecOptions, protocol: str) -> None:
     """Relay client frames to the session until the client disconnects."""
     stdin_open = options.stdin
     while True:
@@ -105,22 +105,22 @@ async def _input(ws: WebSocket, session: ExecSession, options: websocket.ExecOpt
         raw = message.get("bytes")
         if raw is None:
             raw = (message.get("text") or "").encode()
-        channel, payload = websocket.decode(raw)
-        if channel == websocket.STDIN and stdin_open:
+        channel, payload = remotecommand.decode(raw)
+        if channel == remotecommand.STDIN and stdin_open:
             try:
                 await session.write_stdin(payload)
             except (OSError, RuntimeDriverError) as exc:
                 log.debug("exec stdin closed by the process: %s", exc)
                 stdin_open = False
-        elif channel == websocket.CLOSE and protocol == websocket.V5 and payload[:1] == b"\x00":
+        elif channel == remotecommand.CLOSE and protocol == remotecommand.V5 and payload[:1] == b"\x00":
             if stdin_open:
                 stdin_open = False
                 try:
                     await session.close_stdin()
                 except (OSError, RuntimeDriverError) as exc:
                     log.debug("exec stdin already closed: %s", exc)
-        elif channel == websocket.RESIZE:
-            width, height = websocket.decode_resize(payload)
+        elif channel == remotecommand.RESIZE:
+            width, height = remotecommand.decode_resize(payload)
             await session.resize(width, height)
-        elif channel not in (websocket.STDIN, websocket.CLOSE):
-            raise websocket.FrameError(f"unexpected channel {channel} from the client")
+        elif channel not in (remotecommand.STDIN, remotecommand.CLOSE):
+            raise remotecommand.FrameError(f"unexpected channel {channel} from the client")

@@ -15,18 +15,17 @@ import asyncio
 import copy
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from shoal.agent.backoff import Clock, race_sleep, rfc3339_micro
 from shoal.client import resources
 from shoal.client.errors import AlreadyExistsError, ApiClientError, ConflictError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 
 __all__ = ["NODE_LEASE_NAMESPACE", "LeaseRenewer"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 

@@ -35,12 +35,12 @@ from shoal.agent.runtime.driver import RuntimeDriver
 from shoal.client import resources
 from shoal.client.errors import AlreadyExistsError, ApiClientError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 
 __all__ = ["KUBELET_VERSION", "NodeManager", "host_facts", "runtime_version"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 KUBELET_VERSION = "v1.32.0-shoal"
 NETWORK_NOT_READY = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
                      "message:Network plugin returns error: cni plugin not initialized")

@@ -34,12 +34,12 @@ import httpx
 
 from shoal.agent.backoff import Clock
 from shoal.agent.runtime.driver import RuntimeDriver, RuntimeDriverError
+from shoal.kube.objects import Obj
 
 __all__ = ["ProbeManager", "ProbeOutcome", "RunningContainer", "resolve_port", "run_probe"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Kind = Literal["liveness", "readiness", "startup"]
 KINDS: tuple[Kind, ...] = ("startup", "liveness", "readiness")
 #: record(pod, container name, event type, reason, message)

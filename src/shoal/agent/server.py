@@ -6,7 +6,7 @@ Endpoints (the kubelet's paths; the API server proxies ``pods/log`` and ``pods/e
   sinceSeconds&sinceTime&limitBytes``: ``text/plain``, chunked, one chunk (flush) per line.
 * ``/exec/{namespace}/{pod}/{container}?command=..&command=..&stdin&stdout&stderr&tty``: a
   WebSocket with subprotocol ``v5.channel.k8s.io`` (or v4), framed as described in
-  :mod:`shoal.api.websocket`.  The last message is the exit Status on channel 3, then a close
+  :mod:`shoal.kube.remotecommand`.  The last message is the exit Status on channel 3, then a close
   (1000).  A plain HTTP request that names a usable container is answered 400 "Upgrade
   request required"; otherwise with the same error Status the upgrade would have got, so the
   API server can relay it when kubectl falls back from WebSocket to SPDY.
@@ -58,8 +58,8 @@ from shoal.agent.runtime.driver import (
     RuntimeDriverError,
     State,
 )
-from shoal.api import errors, websocket
 from shoal.api.bodies import json_response
+from shoal.kube import errors, remotecommand
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class AgentServer:
             peer = (scope.get("state") or {}).get(servertls.PEER_STATE_KEY)
             if peer not in self.allowed_clients:
                 who = f'user "{peer}"' if peer else "an anonymous client"
-                await websocket.deny(scope, receive, send, errors.ApiError(
+                await remotecommand.deny(scope, receive, send, errors.ApiError(
                     403, "Forbidden", f"Forbidden: {who} may not use the node API"))
                 return
         await self.app(scope, receive, send)
@@ -217,7 +217,7 @@ class AgentServer:
     async def _logs(self, request: Request) -> Response:
         params = request.path_params
         try:
-            options = websocket.parse_log_options(request.query_params, params["pod"])
+            options = remotecommand.parse_log_options(request.query_params, params["pod"])
             container_id = await self._container(params["namespace"], params["pod"], params["container"],
                                                  options.previous, running=False)
         except errors.ApiError as exc:
@@ -227,8 +227,8 @@ class AgentServer:
         return StreamingResponse(_limited(lines, options.limit_bytes), media_type="text/plain")
 
     async def _exec_target(self, path: dict[str, str], query: QueryParams
-                           ) -> tuple[websocket.ExecOptions, str]:
-        options = websocket.parse_exec_options(query)
+                           ) -> tuple[remotecommand.ExecOptions, str]:
+        options = remotecommand.parse_exec_options(query)
         container_id = await self._container(path["namespace"], path["pod"], path["container"],
                                              False, running=True)
         return options, container_id
@@ -244,12 +244,12 @@ class AgentServer:
     async def _exec_websocket(self, ws: WebSocket) -> None:
         try:
             options, container_id = await self._exec_target(ws.path_params, ws.query_params)
-            protocol = websocket.choose_subprotocol(ws.scope.get("subprotocols") or [])
+            protocol = remotecommand.choose_subprotocol(ws.scope.get("subprotocols") or [])
             if protocol is None:
                 raise errors.bad_request(f"unable to upgrade: none of the subprotocols "
-                                         f"{', '.join(websocket.SUBPROTOCOLS)} was offered")
+                                         f"{', '.join(remotecommand.SUBPROTOCOLS)} was offered")
         except errors.ApiError as exc:
-            await websocket.deny(ws.scope, ws.receive, ws.send, exc)
+            await remotecommand.deny(ws.scope, ws.receive, ws.send, exc)
             return
         await ws.accept(subprotocol=protocol)
         await execstream.serve(ws, self.driver, container_id, options, protocol)

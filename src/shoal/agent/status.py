@@ -32,14 +32,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from shoal.agent.backoff import rfc3339
 from shoal.agent.runtime.driver import ContainerStatus, State
+from shoal.kube.objects import Obj
 
 __all__ = ["ContainerView", "PodView", "Waiting", "compute_status", "container_status", "pod_phase"]
 
-Obj = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
 

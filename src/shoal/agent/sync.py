@@ -44,24 +44,21 @@ from shoal.agent.volumes import VolumeError, VolumeManager
 from shoal.client import resources
 from shoal.client.errors import ConflictError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube import objects
+from shoal.kube.objects import Obj
 
 __all__ = ["PodSyncer"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 #: kubelet's minimum shutdown window: even a grace period of 0 gives SIGTERM this long.
 MIN_GRACE = 2.0
 ORPHAN_GRACE = MIN_GRACE
 TERMINAL = ("Succeeded", "Failed")
 
 
-def _meta(pod: Obj) -> Obj:
-    return pod.get("metadata") or {}
-
-
 def _pod_ref(pod: Obj) -> str:
-    meta = _meta(pod)
+    meta = objects.meta(pod)
     return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
 
 
@@ -99,7 +96,7 @@ class PodSyncer:
                 await self._teardown(None, runtime, ORPHAN_GRACE)
             self._forget(uid)
             return SyncResult(done=True)
-        meta = _meta(pod)
+        meta = objects.meta(pod)
         if meta.get("deletionTimestamp"):
             grace = meta.get("deletionGracePeriodSeconds")
             if grace is None:
@@ -126,8 +123,8 @@ class PodSyncer:
     # -- a pod that should run ----------------------------------------------------------------
 
     async def _sync_live(self, pod: Obj, runtime: ct.RuntimePod) -> SyncResult:
-        uid, spec = str(_meta(pod).get("uid")), pod.get("spec") or {}
-        sources = SourceCache(self.client, str(_meta(pod).get("namespace")))
+        uid, spec = str(objects.meta(pod).get("uid")), pod.get("spec") or {}
+        sources = SourceCache(self.client, str(objects.meta(pod).get("namespace")))
         waits: dict[str, Waiting] = {}
         wake = [self.resync_interval]
         sandbox = runtime.sandbox()
@@ -156,7 +153,7 @@ class PodSyncer:
         return SyncResult(resync=max(0.0, min(wake)))
 
     async def _new_sandbox(self, pod: Obj, runtime: ct.RuntimePod) -> rt.SandboxStatus:
-        meta, spec = _meta(pod), pod.get("spec") or {}
+        meta, spec = objects.meta(pod), pod.get("spec") or {}
         if not runtime.empty:
             await self.record(pod, "", "Normal", "SandboxChanged",
                               "Pod sandbox changed, it will be killed and re-created.")
@@ -198,7 +195,7 @@ class PodSyncer:
 
     async def _sync_app(self, pod: Obj, container: Obj, runtime: ct.RuntimePod, sandbox: rt.SandboxStatus,
                         volumes: Any, sources: SourceCache, waits: dict[str, Waiting], wake: list[float]) -> None:
-        uid, name = str(_meta(pod).get("uid")), str(container.get("name"))
+        uid, name = str(objects.meta(pod).get("uid")), str(container.get("name"))
         attempts = runtime.attempts(name)
         latest = attempts[0] if attempts else None
         if latest is not None and latest.state is rt.State.RUNNING:
@@ -224,7 +221,7 @@ class PodSyncer:
     async def _start_or_restart(self, pod: Obj, container: Obj, kind: str, latest: rt.ContainerStatus | None,
                                 sandbox: rt.SandboxStatus, volumes: Any, sources: SourceCache,
                                 waits: dict[str, Waiting], wake: list[float]) -> None:
-        meta, name = _meta(pod), str(container.get("name"))
+        meta, name = objects.meta(pod), str(container.get("name"))
         policy = str((pod.get("spec") or {}).get("restartPolicy") or "Always")
         if latest is None:
             attempt = self._first_attempt(pod, name)
@@ -328,7 +325,7 @@ class PodSyncer:
         self.probes.update_pod(pod, sandbox.ip if sandbox else "", running)
 
     def _view(self, pod: Obj, runtime: ct.RuntimePod, waits: dict[str, Waiting]) -> PodView:
-        uid, spec = str(_meta(pod).get("uid")), pod.get("spec") or {}
+        uid, spec = str(objects.meta(pod).get("uid")), pod.get("spec") or {}
         sandbox = runtime.sandbox()
         view = PodView(self.runtime_name, self.node_ip, sandbox.ip if sandbox else "", sandbox is not None)
         counts = {s.get("name"): int(s.get("restartCount") or 0)
@@ -350,15 +347,15 @@ class PodSyncer:
 
     def _with_written_status(self, pod: Obj) -> Obj:
         """The cached pod, with our last written status if the cache has not caught up yet."""
-        written = self._written.get(str(_meta(pod).get("uid")))
-        if written is not None and written[0] == _meta(pod).get("resourceVersion"):
+        written = self._written.get(str(objects.meta(pod).get("uid")))
+        if written is not None and written[0] == objects.meta(pod).get("resourceVersion"):
             return {**pod, "status": written[1]}
         return pod
 
     async def _write_status(self, pod: Obj, runtime: ct.RuntimePod, waits: dict[str, Waiting]) -> Obj:
         """Write the status the pod should have, when it changed; returns that status."""
         await self._report_oom(pod, runtime)
-        meta = _meta(pod)
+        meta = objects.meta(pod)
         uid = str(meta.get("uid"))
         status = compute_status(pod, self._view(pod, runtime, waits), self.clock.now())
         old = pod.get("status") or {}
@@ -370,7 +367,7 @@ class PodSyncer:
                                           str(meta.get("namespace")), subresource="status")
         self._written[uid] = (str(meta.get("resourceVersion")), status)
         log.debug("pod %s/%s status written (rv %s): phase %s", meta.get("namespace"), meta.get("name"),
-                  _meta(updated).get("resourceVersion"), status.get("phase"))
+                  objects.meta(updated).get("resourceVersion"), status.get("phase"))
         return status
 
     # -- stopping ---------------------------------------------------------------------------------

@@ -27,14 +27,11 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from shoal.agent.envs import EnvError, SourceCache, field_value
+from shoal.kube.objects import Obj
 
 __all__ = ["HostVolume", "VolumeError", "VolumeManager"]
-
-Obj = dict[str, Any]
-
 
 class VolumeError(Exception):
     """A volume could not be set up (reported as a ``FailedMount`` event)."""

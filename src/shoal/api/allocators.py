@@ -19,8 +19,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shoal.api import errors
-from shoal.resources.registry import Obj, ResourceKind
+from shoal.kube import errors
+from shoal.kube.objects import Obj
+from shoal.resources.registry import ResourceKind
 from shoal.store.interface import KeyExistsError, KeyNotFoundError, Store
 
 IP_PREFIX = "/registry/ranges/serviceips/"

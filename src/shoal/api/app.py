@@ -6,7 +6,7 @@ group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version docu
 ``/metrics``, the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
 :mod:`shoal.api.podproxy`; WebSocket upgrades need the same bearer token.  Every
-:class:`~shoal.api.errors.ApiError` becomes a Kubernetes Status; any other exception is
+:class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
 logged with its traceback and answered as a 500 InternalError Status.
 
 Resource requests (``/api/...`` and ``/apis/...`` over HTTP) go straight to
@@ -33,12 +33,13 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shoal.api import errors, podproxy, websocket
+from shoal.api import podproxy
 from shoal.api.bodies import json_response
 from shoal.api.discovery import AGGREGATED, Discovery, wants_aggregated
 from shoal.api.handlers import ResourceHandlers, parse_target
 from shoal.api.openapi import ResourceInfo, build_openapi_v3
 from shoal.api.storage import ObjectStorage
+from shoal.kube import errors, remotecommand
 from shoal.resources.registry import Registry
 from shoal.security.tokens import TokenAuthenticator
 
@@ -73,7 +74,7 @@ class AuthMiddleware:
                     break
             user = self._user(header)
             if user is None:
-                await websocket.deny(scope, receive, send, errors.unauthorized())
+                await remotecommand.deny(scope, receive, send, errors.unauthorized())
                 return
             scope["shoal.user"] = user
         await self.app(scope, receive, send)

@@ -39,13 +39,14 @@ from typing import Any
 
 import orjson
 
-from shoal.api import errors, fieldsets
+from shoal.api import fieldsets
 from shoal.api.fieldsets import Path
 from shoal.api.strategic import is_atomic_map, json_equal, list_type
+from shoal.kube import errors
+from shoal.kube.objects import Obj
 
 __all__ = ["record_update", "server_side_apply"]
 
-Obj = dict[str, Any]
 Names = tuple[str, ...]
 
 _UNTRACKED_META = frozenset({

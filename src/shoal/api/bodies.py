@@ -19,8 +19,8 @@ import orjson
 import yaml
 from starlette.responses import Response
 
-from shoal.api import errors
 from shoal.api.protobuf import decode_k8s_protobuf
+from shoal.kube import errors
 
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"

@@ -24,9 +24,10 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from shoal.api import errors
 from shoal.api.writes import WriteContext, Writer, now_rfc3339
-from shoal.resources.registry import Obj, ResourceKind
+from shoal.kube import errors
+from shoal.kube.objects import Obj
+from shoal.resources.registry import ResourceKind
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

@@ -4,7 +4,7 @@ A request for ``/api/v1/namespaces/{ns}/{plural}/{name}/{sub}`` (or the ``/apis/
 form) is parsed into a :class:`Target` and dispatched on method, name and subresource:
 list/watch, get, create, update (PUT), patch, delete, and the ``status``, ``scale``,
 ``finalize`` and ``binding`` subresources.  Responses are JSON objects, Tables when the
-client asks for ``as=Table``, or Status objects for errors (see :mod:`shoal.api.errors`).
+client asks for ``as=Table``, or Status objects for errors (see :mod:`shoal.kube.errors`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shoal.api import errors, fieldselectors, selectors, tables
+from shoal.api import tables
 from shoal.api.bodies import clone, decode_body, decode_json, json_response, media_type, wants_table
 from shoal.api.deletion import Deleter
 from shoal.api.patch import apply_patch
 from shoal.api.storage import ObjectStorage
 from shoal.api.watch import watch_response
 from shoal.api.writes import WriteContext, Writer
-from shoal.resources.registry import Obj, Registry, ResourceKind
+from shoal.kube import errors, fieldselectors, selectors
+from shoal.kube.objects import Obj
+from shoal.resources.registry import Registry, ResourceKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,9 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from shoal.api import errors
 from shoal.api.strategic import strategic_merge
+from shoal.kube import errors
+from shoal.kube.objects import Obj
 
 __all__ = [
     "JSON_PATCH",
@@ -39,8 +40,6 @@ __all__ = [
     "merge_patch",
     "strategic_merge",
 ]
-
-Obj = dict[str, Any]
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -53,7 +52,7 @@ def apply_patch(live: Obj, patch_body: bytes, content_type: str, *, kind: str | 
     """Apply a PATCH request body to ``live``.
 
     ``kind`` selects the strategic-merge list table; it defaults to ``live["kind"]``.
-    Raises :class:`~shoal.api.errors.ApiError`: 415 for an unknown media type, 400 for an
+    Raises :class:`~shoal.kube.errors.ApiError`: 415 for an unknown media type, 400 for an
     undecodable or malformed patch, 422 for a JSON patch operation that does not apply.
     """
     media = content_type.split(";", 1)[0].strip().lower()

@@ -49,11 +49,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from shoal.api import errors, websocket
 from shoal.api.bodies import JSON
 from shoal.api.handlers import Target
 from shoal.api.storage import ObjectStorage
-from shoal.resources.registry import Obj, Registry, ResourceKind
+from shoal.kube import errors, remotecommand
+from shoal.kube.objects import Obj
+from shoal.resources.registry import Registry, ResourceKind
 from shoal.security.pki import ensure_pki, write_atomic
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class PodProxy:
             return await self.log(request, target.namespace, target.name)
         if request.method not in ("GET", "POST"):
             raise errors.method_not_allowed(f"{request.method} is not supported on pods/exec")
-        options = websocket.parse_exec_options(request.query_params)
+        options = remotecommand.parse_exec_options(request.query_params)
         agent = await self.locate(target.namespace, target.name, options.container, for_exec=True)
         async with self._client(read_timeout=CONNECT_TIMEOUT) as client:
             answer = await self._send(client, request.method, agent.url("https", "exec", options.to_query()))
@@ -219,7 +220,7 @@ class PodProxy:
                             media_type=answer.headers.get("content-type", JSON))
 
     async def log(self, request: Request, namespace: str, name: str) -> Response:
-        options = websocket.parse_log_options(request.query_params, name)
+        options = remotecommand.parse_log_options(request.query_params, name)
         agent = await self.locate(namespace, name, options.container, for_exec=False)
         client = self._client(read_timeout=None)
         try:
@@ -264,7 +265,7 @@ class PodProxy:
         try:
             agent = await self._open_agent(ws)
         except errors.ApiError as exc:
-            await websocket.deny(ws.scope, ws.receive, ws.send, exc)
+            await remotecommand.deny(ws.scope, ws.receive, ws.send, exc)
             return
         except InvalidStatus as exc:
             response = exc.response
@@ -279,11 +280,11 @@ class PodProxy:
             await agent.close()
 
     async def _open_agent(self, ws: WebSocket) -> ClientConnection:
-        options = websocket.parse_exec_options(ws.query_params)
-        protocol = websocket.choose_subprotocol(ws.scope.get("subprotocols") or [])
+        options = remotecommand.parse_exec_options(ws.query_params)
+        protocol = remotecommand.choose_subprotocol(ws.scope.get("subprotocols") or [])
         if protocol is None:
             raise errors.bad_request(f"unable to upgrade: none of the subprotocols "
-                                     f"{', '.join(websocket.SUBPROTOCOLS)} was offered")
+                                     f"{', '.join(remotecommand.SUBPROTOCOLS)} was offered")
         target = await self.locate(ws.path_params["namespace"], ws.path_params["name"], options.container,
                                    for_exec=True)
         url = target.url("wss", "exec", options.to_query())

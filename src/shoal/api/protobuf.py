@@ -17,7 +17,7 @@ Invariants:
 
 * Malformed wire data (truncated varints or lengths, group/invalid wire types, a known field with
   the wrong wire type, field number 0) and unsupported kinds raise
-  :class:`~shoal.api.errors.ApiError` 400 BadRequest naming the JSON path of the problem.
+  :class:`~shoal.kube.errors.ApiError` 400 BadRequest naming the JSON path of the problem.
 * Unknown field numbers never stop decoding: they are skipped and returned by
   :func:`decode_k8s_protobuf_detailed` so the caller can warn (``fieldValidation=Warn``) or refuse
   (``Strict``).
@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shoal.api import errors
 from shoal.api import protobuf_schema as schema
 from shoal.api.protobuf_schema import Card, Field, T
+from shoal.kube import errors
 
 MAGIC = b"k8s\x00"
 WIRE_VARINT, WIRE_FIXED64, WIRE_LEN, WIRE_FIXED32 = 0, 1, 2, 5

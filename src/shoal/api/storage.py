@@ -8,7 +8,7 @@ This layer owns the mapping between API objects and store entries:
   ``resourceVersion`` is set to the entry's ``mod_revision``;
 * Secret values are sealed with :class:`~shoal.security.encryption.SecretBox` (AES-256-GCM,
   the storage key bound as associated data), so no secret byte reaches the store in clear;
-* store errors become :mod:`shoal.api.errors` (``KeyExistsError`` -> 409 AlreadyExists,
+* store errors become :mod:`shoal.kube.errors` (``KeyExistsError`` -> 409 AlreadyExists,
   ``RevisionConflictError`` -> 409 Conflict, ``CompactedError`` -> 410 Expired).
 
 It does no defaulting, validation or admission: :mod:`shoal.api.writes` does that and calls
@@ -32,8 +32,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from shoal.api import errors
-from shoal.resources.registry import Obj, ResourceKind
+from shoal.kube import errors
+from shoal.kube.objects import Obj
+from shoal.resources.registry import ResourceKind
 from shoal.security.encryption import SecretBox
 from shoal.store.interface import (
     CompactedError,

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoal.api import errors
+from shoal.kube import errors
+from shoal.kube.objects import Obj
 
-Obj = dict[str, Any]
 Names = tuple[str, ...]
 
 PATCH = "$patch"

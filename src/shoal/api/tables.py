@@ -12,8 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shoal.resources.printing import age
-from shoal.resources.registry import Obj, ResourceKind
+from shoal.kube.objects import Obj
+from shoal.kube.times import age
+from shoal.resources.registry import ResourceKind
 
 Filter = Callable[[Obj], bool]
 

@@ -22,9 +22,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from shoal.api import errors, tables
+from shoal.api import tables
 from shoal.api.bodies import JSON, wants_table
 from shoal.api.storage import WatchEvent
+from shoal.kube import errors
 
 if TYPE_CHECKING:
     from shoal.api.handlers import ResourceHandlers, Target

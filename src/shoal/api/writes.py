@@ -28,14 +28,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.api import errors
 from shoal.api.allocators import ServiceAllocator
 from shoal.api.apply import record_update, server_side_apply
 from shoal.api.bodies import clone
 from shoal.api.patch import apply_patch
 from shoal.api.storage import ObjectStorage
+from shoal.kube import errors
+from shoal.kube.objects import Obj
 from shoal.resources import validation
-from shoal.resources.registry import Obj, Registry, ResourceKind
+from shoal.resources.registry import Registry, ResourceKind
 
 # Fields of metadata owned by the server: a client write never changes them.
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",

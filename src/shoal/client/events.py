@@ -14,15 +14,14 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.errors import ApiClientError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 NORMAL = "Normal"
 WARNING = "Warning"
 

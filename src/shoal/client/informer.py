@@ -34,17 +34,16 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
 from shoal.client.errors import GoneError
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 
 __all__ = ["EventHandler", "Informer", "InformerFactory", "object_key", "split_key", "wait_for_sync"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 IndexFunc = Callable[[Obj], Iterable[str]]
 Sleep = Callable[[float], Awaitable[None]]
 _Objs = list[Obj]

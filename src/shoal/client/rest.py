@@ -37,8 +37,9 @@ import orjson
 
 from shoal.client import http11, kubeconfig
 from shoal.client.errors import TransportError, error_from_status
-from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
+from shoal.kube.objects import Obj
+from shoal.kube.objects import meta as _meta
 
 __all__ = [
     "APPLY_PATCH",
@@ -49,7 +50,6 @@ __all__ = [
     "WatchEvent",
 ]
 
-Obj = dict[str, Any]
 _Params = dict[str, str]
 _Patch = Obj | list[Any]
 

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shoal.kube.objects import Obj
+
 __all__ = [
     "Wall",
     "get_condition",
@@ -41,7 +43,6 @@ __all__ = [
     "until_available",
 ]
 
-Obj = dict[str, Any]
 #: The wall clock: the current time as an aware UTC datetime.
 Wall = Callable[[], datetime]
 

@@ -35,17 +35,16 @@ from typing import Any
 from shoal.client import resources
 from shoal.client.errors import ConflictError, NotFoundError
 from shoal.client.informer import EventHandler, Informer, InformerFactory
-from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient, PropagationPolicy
 from shoal.controllers.base import Controller
 from shoal.controllers.workqueue import Clock
+from shoal.kube.objects import Obj
+from shoal.kube.objects import meta as _meta
 
 __all__ = ["DEFAULT_RESOURCES", "FOREGROUND_FINALIZER", "ORPHAN_FINALIZER", "GarbageCollector"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 FOREGROUND_FINALIZER = "foregroundDeletion"
 ORPHAN_FINALIZER = "orphan"

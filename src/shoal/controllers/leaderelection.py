@@ -33,7 +33,6 @@ import random
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from shoal.client import resources
@@ -41,12 +40,12 @@ from shoal.client.errors import AlreadyExistsError, ApiClientError, ConflictErro
 from shoal.client.rest import ApiClient
 from shoal.controllers.conditions import Wall, micro_stamp, system_wall
 from shoal.controllers.workqueue import Clock, MonotonicClock
+from shoal.kube.objects import Obj
 
 __all__ = ["JITTER", "LeaseLeadership", "default_identity", "server_identity"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Term = Callable[[asyncio.Event], Awaitable[None]]
 #: Acquire attempts wait ``retry_period * (1 + random() * JITTER)`` (client-go's JitterFactor).
 JITTER = 1.2

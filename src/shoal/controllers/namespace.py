@@ -37,12 +37,11 @@ from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
 from shoal.controllers.base import Controller, RequeueAfter
 from shoal.controllers.workqueue import Clock
+from shoal.kube.objects import Obj
 
 __all__ = ["DEFAULT_RESOURCES", "FINALIZER", "NamespaceContentError", "NamespaceController"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 FINALIZER = "kubernetes"
 

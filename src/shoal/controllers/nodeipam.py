@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.errors import ConflictError, InvalidError, NotFoundError, make_status
@@ -31,12 +30,12 @@ from shoal.client.informer import EventHandler, InformerFactory, object_key
 from shoal.client.rest import JSON_PATCH, ApiClient
 from shoal.controllers.base import Controller, RequeueAfter
 from shoal.controllers.workqueue import Clock
+from shoal.kube.objects import Obj
 
 __all__ = ["DEFAULT_CLUSTER_CIDR", "CidrExhaustedError", "NodeIpamController", "first_free", "node_cidrs"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
 DEFAULT_NODE_MASK = 24
 #: How long to wait before looking again when the range is full.

@@ -17,95 +17,43 @@ Every adopt/release is a JSON patch that first ``test``-s the object's uid and
 resourceVersion: it applies only to the object as cached, so a concurrent writer costs a
 retry (raised as :class:`~shoal.client.errors.ConflictError`), never a lost reference.
 
-Selectors (``metav1.LabelSelector``): ``matchLabels`` and ``matchExpressions`` with ``In``,
-``NotIn``, ``Exists``, ``DoesNotExist`` are ANDed; an empty selector matches everything and a
-missing (None) selector matches nothing.  An unknown operator raises :class:`SelectorError`.
+Selectors (``metav1.LabelSelector``) match through :func:`shoal.kube.selectors.matches`: an
+empty selector matches everything, a missing (None) one nothing, and one Kubernetes refuses
+(an unknown operator) nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.client.errors import ApiClientError, ConflictError, InvalidError, NotFoundError, make_status
-from shoal.client.objects import meta as _meta
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient
+from shoal.kube import objects, selectors
+from shoal.kube.objects import Obj
+from shoal.kube.objects import meta as _meta
 
 __all__ = [
     "CONTROLLER_UID_INDEX",
     "Claimer",
-    "SelectorError",
-    "controller_of",
     "controller_ref",
     "index_controller_uid",
-    "labels_of",
-    "selector_is_empty",
-    "selector_matches",
 ]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 #: Informer index name for :func:`index_controller_uid` (shared by the workload controllers).
 CONTROLLER_UID_INDEX = "controllerUid"
 
 
-class SelectorError(ValueError):
-    """A label selector this implementation cannot evaluate."""
-
-
-def labels_of(obj: Obj) -> dict[str, str]:
-    labels = _meta(obj).get("labels")
-    return labels if isinstance(labels, dict) else {}
-
-
-def selector_is_empty(selector: Any) -> bool:
-    """True for ``{}`` (which selects everything), False for None and real selectors."""
-    return isinstance(selector, dict) and not selector.get("matchLabels") \
-        and not selector.get("matchExpressions")
-
-
-def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
-    if not isinstance(selector, dict):
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = expression.get("values") or []
-        if operator == "In":
-            ok = key in labels and labels[key] in values
-        elif operator == "NotIn":
-            ok = key not in labels or labels[key] not in values
-        elif operator == "Exists":
-            ok = key in labels
-        elif operator == "DoesNotExist":
-            ok = key not in labels
-        else:
-            raise SelectorError(f"unknown label selector operator {operator!r}")
-        if not ok:
-            return False
-    return True
-
-
-def controller_of(obj: Obj) -> dict[str, Any] | None:
-    """The ``ownerReferences`` entry with ``controller: true``, or None."""
-    for ref in _meta(obj).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller") is True:
-            return ref
-    return None
-
-
 def index_controller_uid(obj: Obj) -> list[str]:
     """Informer index function: the uid of the object's controller (if any)."""
-    ref = controller_of(obj)
+    ref = objects.controller_of(obj)
     uid = ref.get("uid") if ref is not None else None
-    return [uid] if isinstance(uid, str) and uid else []
+    return [uid] if uid else []
 
 
 def controller_ref(owner: Obj, ref: ResourceRef) -> dict[str, Any]:
@@ -140,8 +88,8 @@ class Claimer:
         errors: list[ApiClientError] = []
         for obj in objs:
             meta = _meta(obj)
-            ref = controller_of(obj)
-            matches = selector_matches(self.selector, labels_of(obj))
+            ref = objects.controller_of(obj)
+            matches = selectors.matches(self.selector, objects.labels(obj))
             try:
                 if ref is not None:
                     if ref.get("uid") != owner_uid:

@@ -35,22 +35,23 @@ from shoal.client import resources
 from shoal.client.errors import ApiClientError, ConflictError, ForbiddenError, NotFoundError
 from shoal.client.events import NORMAL, WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
-from shoal.client.objects import meta as _meta
-from shoal.client.objects import spec as _spec
-from shoal.client.objects import status as _status
 from shoal.client.rest import ApiClient
 from shoal.controllers import conditions, ownership
 from shoal.controllers.base import Controller, RequeueAfter
 from shoal.controllers.conditions import Wall
 from shoal.controllers.expectations import Expectations
 from shoal.controllers.workqueue import Clock
+from shoal.kube import objects, selectors
+from shoal.kube.objects import Obj, OwnerReference
+from shoal.kube.objects import meta as _meta
+from shoal.kube.objects import spec as _spec
+from shoal.kube.objects import status as _status
 
 __all__ = ["BURST_REPLICAS", "ReplicaSetController", "calculate_status", "deletion_order",
            "is_active", "pod_from_template", "slow_start_batch"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 BURST_REPLICAS = 500
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -116,7 +117,7 @@ def calculate_status(rs: Obj, pods: Sequence[Obj], now: datetime, failure: tuple
     spec = _spec(rs)
     template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     min_ready = int(spec.get("minReadySeconds") or 0)
-    fully = sum(1 for p in pods if all(ownership.labels_of(p).get(k) == v for k, v in template_labels.items()))
+    fully = sum(1 for p in pods if all(objects.labels(p).get(k) == v for k, v in template_labels.items()))
     ready = sum(1 for p in pods if conditions.is_pod_ready(p))
     available = sum(1 for p in pods if conditions.is_pod_available(p, min_ready, now))
     status: Obj = {"replicas": len(pods)}
@@ -191,7 +192,7 @@ class ReplicaSetController(Controller):
         self.expectations.forget(object_key(rs))
         self.enqueue(object_key(rs))
 
-    def _owner_key(self, pod: Obj, ref: dict[str, Any]) -> str | None:
+    def _owner_key(self, pod: Obj, ref: OwnerReference) -> str | None:
         if ref.get("kind") != "ReplicaSet":
             return None
         key = f"{_meta(pod).get('namespace')}/{ref.get('name')}"
@@ -199,16 +200,16 @@ class ReplicaSetController(Controller):
         return key if rs is not None and _meta(rs).get("uid") == ref.get("uid") else None
 
     def _enqueue_matching(self, pod: Obj) -> None:
-        labels = ownership.labels_of(pod)
+        labels = objects.labels(pod)
         for rs in self.rs_informer.list(_meta(pod).get("namespace")):
-            if ownership.selector_matches(_spec(rs).get("selector"), labels):
+            if selectors.matches(_spec(rs).get("selector"), labels):
                 self.enqueue(object_key(rs))
 
     def _on_pod_add(self, pod: Obj) -> None:
         if _meta(pod).get("deletionTimestamp"):
             self._on_pod_delete(pod)  # never count a dying pod as an observed creation
             return
-        ref = ownership.controller_of(pod)
+        ref = objects.controller_of(pod)
         if ref is None:
             self._enqueue_matching(pod)
             return
@@ -220,13 +221,13 @@ class ReplicaSetController(Controller):
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         if _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion"):
             return
-        labels_changed = ownership.labels_of(old) != ownership.labels_of(new)
+        labels_changed = objects.labels(old) != objects.labels(new)
         if _meta(new).get("deletionTimestamp"):
             self._on_pod_delete(new)
             if labels_changed:
                 self._on_pod_delete(old)
             return
-        old_ref, new_ref = ownership.controller_of(old), ownership.controller_of(new)
+        old_ref, new_ref = objects.controller_of(old), objects.controller_of(new)
         ref_changed = (old_ref or {}).get("uid") != (new_ref or {}).get("uid")
         if ref_changed and old_ref is not None:
             old_key = self._owner_key(old, old_ref)
@@ -240,7 +241,7 @@ class ReplicaSetController(Controller):
             self._enqueue_matching(new)
 
     def _on_pod_delete(self, pod: Obj) -> None:
-        ref = ownership.controller_of(pod)
+        ref = objects.controller_of(pod)
         key = self._owner_key(pod, ref) if ref is not None else None
         if key is not None:
             self.expectations.deletion_observed(key, object_key(pod))
@@ -301,7 +302,7 @@ class ReplicaSetController(Controller):
 
     def _related_pods(self, rs: Obj, pods: list[Obj]) -> list[Obj]:
         """Pods of this RS and of its siblings (RSes with the same controller)."""
-        owner = ownership.controller_of(rs)
+        owner = objects.controller_of(rs)
         if owner is None or not owner.get("uid"):
             return pods
         related: list[Obj] = []

@@ -6,7 +6,7 @@ pure functions supplied by the kind's module under ``shoal.resources.kinds``:
 
 * ``default(obj)`` fills Kubernetes' API defaults in place (``strategy``, ``protocol: TCP``,
   ``restartPolicy: Always`` ...).  It must be idempotent.
-* ``validate(obj, old)`` returns :class:`~shoal.api.errors.FieldError` s for semantic
+* ``validate(obj, old)`` returns :class:`~shoal.kube.errors.FieldError` s for semantic
   problems (required fields, ranges, immutable fields when ``old`` is given).  Type and
   unknown-field checks are done generically from the OpenAPI schema, not here.
 * ``table(objs, now)`` builds the server-side Table rows (the columns Kubernetes prints).
@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-
-Obj = dict[str, Any]
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 

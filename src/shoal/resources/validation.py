@@ -6,7 +6,7 @@ semantic checks (required fields, ranges, immutability) in their own ``validate`
 
 :func:`validate_schema` returns a :class:`SchemaResult`:
 
-* ``errors``: :class:`~shoal.api.errors.FieldError` s.  A wrong JSON type is
+* ``errors``: :class:`~shoal.kube.errors.FieldError` s.  A wrong JSON type is
   ``FieldValueTypeInvalid`` with the detail Kubernetes uses for schema errors, e.g.
   ``spec.replicas: Invalid value: "three": spec.replicas in body must be of type integer:
   "string"``.  A right type with a bad format (quantity, date-time, base64) is
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
+from shoal.kube.errors import FieldError
 from shoal.resources import schema as schemas
 
 #: What Kubernetes reports for a malformed quantity (resource.ErrFormatWrong).

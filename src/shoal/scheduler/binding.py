@@ -21,20 +21,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.events import NORMAL, WARNING
 from shoal.client.rest import STRATEGIC_MERGE_PATCH, ApiClient
+from shoal.kube.objects import Obj
 from shoal.scheduler.events import EventQueue
 
 __all__ = ["Binder", "binding_body", "pod_scheduled_condition", "unschedulable_condition"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
-
 
 def _now() -> datetime:
     return datetime.now(UTC)

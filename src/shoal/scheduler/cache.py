@@ -24,8 +24,8 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.nodetable import NodeTable
 from shoal.scheduler.podinfo import PodInfo
@@ -33,9 +33,6 @@ from shoal.scheduler.podinfo import PodInfo
 __all__ = ["SchedulerCache"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
-
 
 class SchedulerCache:
     def __init__(self) -> None:

@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Protocol
+from typing import Protocol
+
+from shoal.kube.objects import Obj
 
 __all__ = ["EventQueue", "Recorder"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
-
 
 class Recorder(Protocol):
     """What :class:`~shoal.client.events.EventRecorder` offers: record one Event, never raise

@@ -25,15 +25,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shoal.resources import printing
+from shoal.kube import quantity
+from shoal.kube.objects import Obj
 from shoal.scheduler.podinfo import PodInfo
 
 if TYPE_CHECKING:
     from shoal.scheduler.nodetable import NodeTable
 
 __all__ = ["NOT_READY_TAINT", "UNREACHABLE_TAINT", "InvalidNodeError", "NodeInfo", "Taint", "node_taints"]
-
-Obj = dict[str, Any]
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -74,9 +73,9 @@ def _allocatable(node: Obj) -> tuple[int, int, int]:
     allocatable = status.get("allocatable") or status.get("capacity") or {}
     name = (node.get("metadata") or {}).get("name", "?")
     try:
-        cpu = math.floor(printing.parse_quantity(allocatable.get("cpu", 0)) * 1000)
-        memory = math.floor(printing.parse_quantity(allocatable.get("memory", 0)))
-        pods = math.floor(printing.parse_quantity(allocatable.get("pods", 0)))
+        cpu = math.floor(quantity.parse_quantity(allocatable.get("cpu", 0)) * 1000)
+        memory = math.floor(quantity.parse_quantity(allocatable.get("memory", 0)))
+        pods = math.floor(quantity.parse_quantity(allocatable.get("pods", 0)))
     except ValueError as exc:
         raise InvalidNodeError(f"node {name}: bad allocatable resources: {exc}") from exc
     return cpu, memory, pods

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from shoal.resources import printing
+from shoal.kube import quantity
+from shoal.kube.objects import Obj
 
 __all__ = [
     "DEFAULT_MEMORY_REQUEST",
@@ -41,8 +42,6 @@ __all__ = [
     "is_terminal",
     "pod_key",
 ]
-
-Obj = dict[str, Any]
 
 DEFAULT_MILLI_CPU_REQUEST = 100
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
@@ -89,7 +88,7 @@ class _Requests:
 
 def _quantity(value: Any, where: str) -> Fraction:
     try:
-        return printing.parse_quantity(value)
+        return quantity.parse_quantity(value)
     except ValueError as exc:
         raise InvalidPodError(f"{where}: {exc}") from exc
 

@@ -43,6 +43,7 @@ from shoal.client.events import EventRecorder
 from shoal.client.informer import EventHandler, Informer, wait_for_sync
 from shoal.client.rest import ApiClient
 from shoal.controllers.workqueue import Clock, MonotonicClock
+from shoal.kube.objects import Obj
 from shoal.scheduler import plugins
 from shoal.scheduler.algorithm import Algorithm, FitError
 from shoal.scheduler.binding import Binder
@@ -57,7 +58,6 @@ __all__ = ["DEFAULT_SCHEDULER_NAME", "Scheduler"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 
 

@@ -18,9 +18,8 @@ from shoal.agent.runtime.driver import RuntimeDriver
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 from tests.support import wait
-
-Obj = dict[str, Any]
 
 #: Short backoffs and fast loops so the tests see several restarts in a few seconds.
 FAST = {"backoff_initial": 0.5, "backoff_max": 4.0, "relist_interval": 0.2, "status_interval": 1.0,

@@ -7,15 +7,13 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
 from shoal.controllers.manager import CONTROLLERS, ControllerManager
+from shoal.kube.objects import Obj
 from tests.support import wait
-
-Obj = dict[str, Any]
 
 
 @asynccontextmanager

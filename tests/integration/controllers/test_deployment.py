@@ -14,6 +14,7 @@ import pytest
 
 from shoal.client import resources
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually, running
 from tests.integration.controllers.workloads import Kubelet, Recorder, condition, image_of
@@ -21,7 +22,6 @@ from tests.support.server import ShoalProcess
 
 pytestmark = pytest.mark.e2e
 
-Obj = dict[str, Any]
 CONTROLLERS = ("replicaset", "deployment")
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"

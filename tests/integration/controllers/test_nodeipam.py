@@ -18,9 +18,6 @@ from tests.integration.controllers.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
-Obj = dict[str, Any]
-
-
 @pytest.fixture
 async def nodes(client: ApiClient) -> AsyncIterator[list[str]]:
     """Names of the nodes a test made; deleted afterwards (nodes are cluster-wide)."""

@@ -13,12 +13,12 @@ from shoal.client.errors import ConflictError
 from shoal.client.informer import InformerFactory
 from shoal.client.rest import ApiClient
 from shoal.controllers.replicaset import ReplicaSetController
+from shoal.kube.objects import Obj
 from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually, running
 
 pytestmark = pytest.mark.e2e
 
-Obj = dict[str, Any]
 RS = "replicaset"
 
 

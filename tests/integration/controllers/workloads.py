@@ -13,7 +13,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -21,9 +20,10 @@ from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
 from shoal.controllers.conditions import stamp
+from shoal.kube.objects import Obj
 from tests.support.server import QUIET, ShoalProcess
 
-Obj = dict[str, Any]
+
 def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     """A server whose own controllers, agent and scheduler are off; stopped afterwards."""
     with ShoalProcess(tmp_path_factory.mktemp("workloads") / "data", disable=QUIET) as server:

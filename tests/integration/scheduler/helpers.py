@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shoal.client import resources
 from shoal.client.rest import ApiClient
-
-Obj = dict[str, Any]
+from shoal.kube.objects import Obj
 
 
 def node(name: str, *, cpu: str = "4", memory: str = "8Gi", labels: dict[str, str] | None = None,

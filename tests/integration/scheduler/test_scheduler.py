@@ -15,13 +15,13 @@ import pytest
 
 from shoal.client import resources
 from shoal.client.rest import ApiClient
+from shoal.kube.objects import Obj
 from shoal.scheduler import Scheduler
 from tests.integration.scheduler.helpers import node, register
 from tests.support import wait
 
 pytestmark = pytest.mark.e2e
 
-Obj = dict[str, Any]
 NS = "default"
 
 

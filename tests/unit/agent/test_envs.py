@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from shoal.agent.envs import EnvError, SourceCache, expand, expand_command, field_value, resolve_env
+from shoal.kube.objects import Obj
 
-Obj = dict[str, Any]
 VARS = {"A": "alpha", "B": "beta", "EMPTY": ""}
 
 

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from shoal.agent.probes import ProbeManager, RunningContainer, resolve_port, run_probe
 from shoal.agent.runtime.process import ProcessDriver
 from shoal.controllers.workqueue import FakeClock
+from shoal.kube.objects import Obj
 
-Obj = dict[str, Any]
 START = 1_700_000_000.0
 
 

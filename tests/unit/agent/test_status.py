@@ -9,8 +9,8 @@ import pytest
 
 from shoal.agent.runtime.driver import ContainerStatus, State
 from shoal.agent.status import ContainerView, PodView, Waiting, compute_status, container_status, pod_phase
+from shoal.kube.objects import Obj
 
-Obj = dict[str, Any]
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T1 = datetime(2024, 5, 1, 12, 0, 5, tzinfo=UTC)
 NOW = 1_714_565_000.0  # 2024-05-01T12:03:20Z

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shoal.agent.envs import SourceCache
 from shoal.agent.volumes import VolumeError, VolumeManager
-
-Obj = dict[str, Any]
+from shoal.kube.objects import Obj
 
 
 def _pod(*volumes: Obj) -> Obj:

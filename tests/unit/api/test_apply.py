@@ -9,7 +9,7 @@ import pytest
 
 from shoal.api import fieldsets
 from shoal.api.apply import record_update, server_side_apply
-from shoal.api.errors import ApiError
+from shoal.kube.errors import ApiError
 
 T0, T1, T2 = "2025-01-01T00:00:00Z", "2025-01-01T00:01:00Z", "2025-01-01T00:02:00Z"
 CONTAINER = 'k:{"name":"nginx"}'

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shoal.api.errors import ApiError
 from shoal.api.patch import apply_patch, merge_patch
+from shoal.kube.errors import ApiError
 
 
 def deployment() -> dict[str, Any]:

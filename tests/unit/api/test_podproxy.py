@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoal.agent import server, servertls
 from shoal.api import podproxy
-from shoal.api.errors import ApiError
+from shoal.kube.errors import ApiError
 from shoal.security.pki import ensure_pki
 
 

@@ -1,4 +1,4 @@
-"""Tests for shoal.api.websocket: pods/log and pods/exec query parsing and channel framing."""
+"""Tests for shoal.kube.remotecommand: pods/log and pods/exec query parsing and channel framing."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import orjson
 import pytest
 from starlette.datastructures import QueryParams
 
-from shoal.api import websocket
-from shoal.api.errors import ApiError
+from shoal.kube import remotecommand
+from shoal.kube.errors import ApiError
 
 
-def log_options(query: str) -> websocket.LogOptions:
-    return websocket.parse_log_options(QueryParams(query), "web-1")
+def log_options(query: str) -> remotecommand.LogOptions:
+    return remotecommand.parse_log_options(QueryParams(query), "web-1")
 
 
 def error_of(query: str) -> ApiError:
@@ -25,14 +25,14 @@ def error_of(query: str) -> ApiError:
 def test_log_options_as_kubectl_sends_them() -> None:
     options = log_options("container=app&follow=true&tailLines=2&timestamps=true&previous=1"
                           "&limitBytes=100&sinceSeconds=10")
-    assert options == websocket.LogOptions(container="app", follow=True, previous=True, timestamps=True,
+    assert options == remotecommand.LogOptions(container="app", follow=True, previous=True, timestamps=True,
                                            tail_lines=2, limit_bytes=100, since_seconds=10)
     now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     assert options.since(now) == now - timedelta(seconds=10)
 
 
 def test_log_options_defaults_and_since_time() -> None:
-    assert log_options("") == websocket.LogOptions()
+    assert log_options("") == remotecommand.LogOptions()
     assert log_options("").since(datetime.now(UTC)) is None
     options = log_options("sinceTime=2025-01-01T00:00:00Z&follow=false")
     assert options.since_time == datetime(2025, 1, 1, tzinfo=UTC)
@@ -42,8 +42,8 @@ def test_log_options_defaults_and_since_time() -> None:
 def test_log_options_round_trip_through_the_agent_query() -> None:
     original = log_options("container=app&follow=true&tailLines=0&timestamps=true&limitBytes=5"
                            "&sinceTime=2025-01-01T00:00:00Z")
-    again = websocket.parse_log_options(QueryParams(original.to_query()), "web-1")
-    assert again == websocket.LogOptions(follow=True, timestamps=True, tail_lines=0, limit_bytes=5,
+    again = remotecommand.parse_log_options(QueryParams(original.to_query()), "web-1")
+    assert again == remotecommand.LogOptions(follow=True, timestamps=True, tail_lines=0, limit_bytes=5,
                                          since_time=datetime(2025, 1, 1, tzinfo=UTC))
     assert ("container", "app") not in original.to_query()  # the agent has it in its path
 
@@ -72,10 +72,10 @@ def test_log_options_out_of_range_are_invalid() -> None:
 
 def test_exec_options_as_kubectl_sends_them() -> None:
     params = QueryParams("command=sh&command=-c&command=exit+3&container=app&stderr=true&stdout=true&stdin=true")
-    options = websocket.parse_exec_options(params)
-    assert options == websocket.ExecOptions(command=("sh", "-c", "exit 3"), container="app", stdin=True,
+    options = remotecommand.parse_exec_options(params)
+    assert options == remotecommand.ExecOptions(command=("sh", "-c", "exit 3"), container="app", stdin=True,
                                             stdout=True, stderr=True)
-    assert websocket.parse_exec_options(QueryParams(options.to_query())) == websocket.ExecOptions(
+    assert remotecommand.parse_exec_options(QueryParams(options.to_query())) == remotecommand.ExecOptions(
         command=("sh", "-c", "exit 3"), stdin=True, stdout=True, stderr=True)
 
 
@@ -86,48 +86,48 @@ def test_exec_options_as_kubectl_sends_them() -> None:
 ])
 def test_exec_options_errors(query: str, message: str) -> None:
     with pytest.raises(ApiError) as info:
-        websocket.parse_exec_options(QueryParams(query))
+        remotecommand.parse_exec_options(QueryParams(query))
     assert (info.value.code, info.value.message) == (400, message)
 
 
 def test_subprotocol_choice_prefers_v5() -> None:
-    assert websocket.choose_subprotocol(["v4.channel.k8s.io", "v5.channel.k8s.io"]) == "v5.channel.k8s.io"
-    assert websocket.choose_subprotocol(["v4.channel.k8s.io"]) == "v4.channel.k8s.io"
-    assert websocket.choose_subprotocol(["channel.k8s.io", "base64.channel.k8s.io"]) is None
-    assert websocket.choose_subprotocol([]) is None
+    assert remotecommand.choose_subprotocol(["v4.channel.k8s.io", "v5.channel.k8s.io"]) == "v5.channel.k8s.io"
+    assert remotecommand.choose_subprotocol(["v4.channel.k8s.io"]) == "v4.channel.k8s.io"
+    assert remotecommand.choose_subprotocol(["channel.k8s.io", "base64.channel.k8s.io"]) is None
+    assert remotecommand.choose_subprotocol([]) is None
 
 
 def test_frames_carry_the_channel_in_the_first_byte() -> None:
-    assert websocket.encode(websocket.STDOUT, b"hi\n") == b"\x01hi\n"
-    assert websocket.encode(websocket.CLOSE, b"\x00") == b"\xff\x00"
-    assert websocket.decode(b"\x00data") == (websocket.STDIN, b"data")
-    assert websocket.decode(b"\x02") == (websocket.STDERR, b"")
-    with pytest.raises(websocket.FrameError):
-        websocket.decode(b"")
-    with pytest.raises(websocket.FrameError):
-        websocket.encode(256, b"")
+    assert remotecommand.encode(remotecommand.STDOUT, b"hi\n") == b"\x01hi\n"
+    assert remotecommand.encode(remotecommand.CLOSE, b"\x00") == b"\xff\x00"
+    assert remotecommand.decode(b"\x00data") == (remotecommand.STDIN, b"data")
+    assert remotecommand.decode(b"\x02") == (remotecommand.STDERR, b"")
+    with pytest.raises(remotecommand.FrameError):
+        remotecommand.decode(b"")
+    with pytest.raises(remotecommand.FrameError):
+        remotecommand.encode(256, b"")
 
 
 def test_resize_payload() -> None:
-    assert websocket.decode_resize(b'{"Width":80,"Height":24}') == (80, 24)
+    assert remotecommand.decode_resize(b'{"Width":80,"Height":24}') == (80, 24)
     for bad in (b"80x24", b'{"Width":80}', b'{"Width":"80","Height":24}', b'{"Width":-1,"Height":2}', b"[]"):
-        with pytest.raises(websocket.FrameError):
-            websocket.decode_resize(bad)
+        with pytest.raises(remotecommand.FrameError):
+            remotecommand.decode_resize(bad)
 
 
 def test_exit_status_is_what_kubectl_turns_into_its_exit_code() -> None:
-    assert websocket.exit_status(0, ["true"]) == {"metadata": {}, "status": "Success"}
-    status = websocket.exit_status(3, ["sh", "-c", "exit 3"])
+    assert remotecommand.exit_status(0, ["true"]) == {"metadata": {}, "status": "Success"}
+    status = remotecommand.exit_status(3, ["sh", "-c", "exit 3"])
     assert status["status"] == "Failure"
     assert status["reason"] == "NonZeroExitCode"
     assert status["details"] == {"causes": [{"reason": "ExitCode", "message": "3"}]}
     assert status["message"].startswith("command terminated with non-zero exit code: ")
-    frame = websocket.status_frame(status)
-    assert frame[0] == websocket.ERROR
+    frame = remotecommand.status_frame(status)
+    assert frame[0] == remotecommand.ERROR
     assert orjson.loads(frame[1:]) == status
 
 
 def test_error_status_for_a_command_that_never_ran() -> None:
-    status = websocket.error_status('exec: "nosuch": executable file not found')
+    status = remotecommand.error_status('exec: "nosuch": executable file not found')
     assert status["reason"] == "InternalError"
     assert status["message"] == 'Internal error occurred: exec: "nosuch": executable file not found'

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 from shoal.api import protobuf, protobuf_schema
-from shoal.api.errors import ApiError
 from shoal.api.protobuf import (
     WireError,
     decode_k8s_protobuf,
@@ -35,6 +34,7 @@ from shoal.api.protobuf import (
     iter_fields,
     read_varint,
 )
+from shoal.kube.errors import ApiError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protobuf"
 EXPECTED = sorted(p.stem for p in FIXTURES.glob("*.json"))

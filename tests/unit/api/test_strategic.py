@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shoal.api.errors import ApiError
 from shoal.api.strategic import list_type, strategic_merge
+from shoal.kube.errors import ApiError
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 

@@ -9,8 +9,8 @@ from shoal.controllers import conditions
 from shoal.controllers.deployment import annotations as ann
 from shoal.controllers.deployment import progress
 from shoal.controllers.deployment import replicas as r
+from shoal.kube.objects import Obj
 
-Obj = dict[str, Any]
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 

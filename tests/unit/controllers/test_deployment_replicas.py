@@ -9,8 +9,7 @@ import pytest
 from shoal.controllers.deployment import replicas as r
 from shoal.controllers.deployment.rolling import max_scaled_down, plan_scale_down, plan_unhealthy_cleanup
 from shoal.controllers.deployment.template import HASH_LABEL
-
-Obj = dict[str, Any]
+from shoal.kube.objects import Obj
 
 
 def deployment(replicas: int, surge: Any = "25%", unavailable: Any = "25%", **spec: Any) -> Obj:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from shoal.controllers.deployment import template
 from shoal.controllers.deployment.template import HASH_LABEL, SAFE_ALPHABET
-
-Obj = dict[str, Any]
+from shoal.kube.objects import Obj
 
 # A template as the API server stores it after defaulting.
 STORED: Obj = {

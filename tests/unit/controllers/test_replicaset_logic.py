@@ -16,8 +16,8 @@ from shoal.controllers.replicaset import (
     slow_start_batch,
 )
 from shoal.controllers.workqueue import FakeClock
+from shoal.kube.objects import Obj
 
-Obj = dict[str, Any]
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 

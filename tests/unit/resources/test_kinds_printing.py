@@ -7,7 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from shoal.resources import printing
+from shoal.kube import quantity, selectors, times
+from shoal.resources import naming, printing
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -44,17 +45,17 @@ NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 )
 def test_age_follows_kubernetes_human_duration(delta: timedelta, expected: str) -> None:
     created = (NOW - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    assert printing.age(created, NOW) == expected
+    assert times.age(created, NOW) == expected
 
 
 def test_age_of_missing_or_bad_timestamp_is_unknown() -> None:
-    assert printing.age(None, NOW) == "<unknown>"
-    assert printing.age("", NOW) == "<unknown>"
-    assert printing.age("yesterday", NOW) == "<unknown>"
+    assert times.age(None, NOW) == "<unknown>"
+    assert times.age("", NOW) == "<unknown>"
+    assert times.age("yesterday", NOW) == "<unknown>"
 
 
 def test_age_accepts_naive_now_and_offsets() -> None:
-    assert printing.age("2025-06-01T13:00:00+02:00", NOW.replace(tzinfo=None)) == "60m"
+    assert times.age("2025-06-01T13:00:00+02:00", NOW.replace(tzinfo=None)) == "60m"
 
 
 def test_format_labels_and_selectors() -> None:
@@ -69,9 +70,9 @@ def test_format_labels_and_selectors() -> None:
             {"key": "b", "operator": "NotIn", "values": ["x"]},
         ],
     }
-    assert printing.selector_string(selector) == "!arm,b notin (x),env in (dev,prod),gpu,z=1"
-    assert printing.format_selector(None) == "<none>"
-    assert printing.format_selector({"matchExpressions": [{"key": "a", "operator": "Bad"}]}) == "<error>"
+    assert selectors.selector_to_string(selector) == "!arm,b notin (x),env in (dev,prod),gpu,z=1"
+    assert selectors.format_label_selector(None) == "<none>"
+    assert selectors.format_label_selector({"matchExpressions": [{"key": "a", "operator": "Bad"}]}) == "<error>"
     assert printing.container_cells([{"name": "a", "image": "x:1"}, {"name": "b", "image": "y"}]) == (
         "a,b",
         "x:1,y",
@@ -81,32 +82,32 @@ def test_format_labels_and_selectors() -> None:
 
 
 def test_name_rules_use_kubernetes_messages() -> None:
-    assert printing.dns1123_subdomain_errors("web.example") == []
-    assert printing.dns1123_subdomain_errors("Web_1") == [
+    assert naming.dns1123_subdomain_errors("web.example") == []
+    assert naming.dns1123_subdomain_errors("Web_1") == [
         "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
         "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
         "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
     ]
-    assert printing.dns1123_label_errors("a.b") == [
+    assert naming.dns1123_label_errors("a.b") == [
         "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
         "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
         "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
     ]
-    assert printing.dns1123_label_errors("a" * 64)[0] == "must be no more than 63 characters"
-    assert printing.dns1035_label_errors("web") == []
-    assert printing.dns1035_label_errors("1web")[0].startswith("a DNS-1035 label must consist")
-    assert printing.qualified_name_errors("example.com/name") == []
-    assert printing.qualified_name_errors("/x") == ["prefix part must be non-empty"]
-    assert printing.qualified_name_errors("a/b/c")[0].startswith("a qualified name must consist")
-    assert printing.label_value_errors("") == []
-    assert printing.label_value_errors("-bad")[0].startswith("a valid label must be an empty string")
-    assert printing.port_name_errors("http") == []
-    assert printing.port_name_errors("8080") == ["must contain at least one letter (a-z)"]
-    assert printing.port_name_errors("a--b") == ["must not contain consecutive hyphens"]
-    assert printing.config_key_errors("..x") == ["must not start with '..'"]
-    assert printing.config_key_errors("a b")[0].startswith("a valid config key must consist")
-    assert printing.ip_errors("10.0.0.1") == [] and printing.ip_errors("10.0.0.300") != []
-    assert printing.cidr_errors("10.42.0.0/24") == [] and printing.cidr_errors("x") != []
+    assert naming.dns1123_label_errors("a" * 64)[0] == "must be no more than 63 characters"
+    assert naming.dns1035_label_errors("web") == []
+    assert naming.dns1035_label_errors("1web")[0].startswith("a DNS-1035 label must consist")
+    assert naming.qualified_name_errors("example.com/name") == []
+    assert naming.qualified_name_errors("/x") == ["prefix part must be non-empty"]
+    assert naming.qualified_name_errors("a/b/c")[0].startswith("a qualified name must consist")
+    assert naming.label_value_errors("") == []
+    assert naming.label_value_errors("-bad")[0].startswith("a valid label must be an empty string")
+    assert naming.port_name_errors("http") == []
+    assert naming.port_name_errors("8080") == ["must contain at least one letter (a-z)"]
+    assert naming.port_name_errors("a--b") == ["must not contain consecutive hyphens"]
+    assert naming.config_key_errors("..x") == ["must not start with '..'"]
+    assert naming.config_key_errors("a b")[0].startswith("a valid config key must consist")
+    assert naming.ip_errors("10.0.0.1") == [] and naming.ip_errors("10.0.0.300") != []
+    assert naming.cidr_errors("10.42.0.0/24") == [] and naming.cidr_errors("x") != []
 
 
 @pytest.mark.parametrize(
@@ -126,10 +127,10 @@ def test_name_rules_use_kubernetes_messages() -> None:
     ],
 )
 def test_parse_quantity(text: str | int, value: Fraction) -> None:
-    assert printing.parse_quantity(text) == value
+    assert quantity.parse_quantity(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "abc", "1GB", "1.2.3", "--1", True])
 def test_parse_quantity_rejects_garbage(text: object) -> None:
     with pytest.raises(ValueError, match="quantities must match the regular expression"):
-        printing.parse_quantity(text)
+        quantity.parse_quantity(text)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shoal.api.errors import FieldError, invalid
+from shoal.kube.errors import FieldError, invalid
 from shoal.resources.kinds import build_registry
 from shoal.resources.registry import ResourceKind
 

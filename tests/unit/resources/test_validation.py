@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shoal.api.errors import FieldError
+from shoal.kube.errors import FieldError
 from shoal.resources import schema
 from shoal.resources.validation import (
     QUANTITY_MESSAGE,

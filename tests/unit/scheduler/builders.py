@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
-
-Obj = dict[str, Any]
 
 
 def node(name: str, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110", labels: Obj | None = None,

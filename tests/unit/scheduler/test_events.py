@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.events import EventQueue
-
-Obj = dict[str, Any]
 
 
 class ListRecorder:

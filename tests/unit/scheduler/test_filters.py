@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.framework import Code, Status
 from shoal.scheduler.nodeinfo import Taint
 from shoal.scheduler.plugins import node_name, node_ports, node_resources_fit, node_unschedulable
@@ -13,8 +12,6 @@ from shoal.scheduler.plugins.node_affinity import NodeAffinity, match_expression
 from shoal.scheduler.plugins.taint_toleration import TaintToleration, Toleration, first_untolerated
 from shoal.scheduler.podinfo import PodInfo
 from tests.unit.scheduler.builders import node_info, pod, pod_info
-
-Obj = dict[str, Any]
 
 # -- NodeResourcesFit ---------------------------------------------------------------------
 

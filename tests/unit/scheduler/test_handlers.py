@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -12,8 +11,6 @@ from shoal.controllers.workqueue import FakeClock
 from shoal.scheduler import Scheduler
 from shoal.scheduler.podinfo import PodInfo
 from tests.unit.scheduler.builders import node, pod
-
-Obj = dict[str, Any]
 
 
 @pytest.fixture

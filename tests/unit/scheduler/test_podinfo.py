@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.nodeinfo import InvalidNodeError, NodeInfo, Taint
 from shoal.scheduler.podinfo import (
     DEFAULT_MEMORY_REQUEST,
@@ -16,7 +15,6 @@ from shoal.scheduler.podinfo import (
 )
 from tests.unit.scheduler.builders import node, pod
 
-Obj = dict[str, Any]
 MI = 1024 * 1024
 
 

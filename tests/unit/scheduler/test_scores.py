@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.framework import default_normalize
 from shoal.scheduler.plugins.node_affinity import PreferredAffinity
 from shoal.scheduler.plugins.node_resources_fit import LeastAllocated, least_allocated_score
 from shoal.scheduler.plugins.owner_spread import OwnerSpread, spread_scores
 from shoal.scheduler.plugins.taint_toleration import TolerationScore
 from tests.unit.scheduler.builders import node_info, pod, pod_info
-
-Obj = dict[str, Any]
 
 
 @pytest.mark.parametrize(("raw", "reverse", "expected"), [

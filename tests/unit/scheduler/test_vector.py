@@ -9,11 +9,11 @@ FailedScheduling message), which also keeps their round-robin starts and RNG dra
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import numpy as np
 import pytest
 
+from shoal.kube.objects import Obj
 from shoal.scheduler import plugins
 from shoal.scheduler.algorithm import Algorithm, FitError
 from shoal.scheduler.cache import SchedulerCache
@@ -21,7 +21,6 @@ from shoal.scheduler.nodetable import NodeTable
 from shoal.scheduler.podinfo import PodInfo
 from tests.unit.scheduler.builders import node, pod
 
-Obj = dict[str, Any]
 TAINTS = [{"key": "dedicated", "value": "db", "effect": "NoSchedule"},
           {"key": "spot", "value": "", "effect": "PreferNoSchedule"},
           {"key": "slow", "value": "yes", "effect": "PreferNoSchedule"}]

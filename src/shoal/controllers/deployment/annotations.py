@@ -17,9 +17,8 @@ Each setter returns whether it changed anything, so callers write only on change
 
 from __future__ import annotations
 
-from typing import Any
-
 from shoal.controllers.deployment.replicas import DESIRED_REPLICAS, MAX_REPLICAS, REVISION, max_surge, replicas
+from shoal.kube.objects import Obj
 
 __all__ = [
     "LAST_APPLIED",
@@ -31,8 +30,6 @@ __all__ = [
     "set_new_rs_annotations",
     "set_replicas_annotations",
 ]
-
-Obj = dict[str, Any]
 
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

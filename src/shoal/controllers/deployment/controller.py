@@ -27,8 +27,6 @@ from typing import Any
 from shoal.client import resources
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
-from shoal.client.objects import meta as _meta
-from shoal.client.objects import spec as _spec
 from shoal.client.rest import ApiClient
 from shoal.controllers import conditions, ownership
 from shoal.controllers.base import Controller, RequeueAfter
@@ -37,13 +35,14 @@ from shoal.controllers.deployment.recreate import rollout_recreate
 from shoal.controllers.deployment.rolling import rollout_rolling
 from shoal.controllers.deployment.sync import Executor
 from shoal.controllers.workqueue import Clock
+from shoal.kube import objects, selectors
+from shoal.kube.objects import Obj, OwnerReference
+from shoal.kube.objects import meta as _meta
+from shoal.kube.objects import spec as _spec
 
 __all__ = ["DeploymentController"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
-
 
 class DeploymentController(Controller):
     """See the module docstring."""
@@ -67,7 +66,7 @@ class DeploymentController(Controller):
 
     # -- handlers ------------------------------------------------------------------------
 
-    def _deployment_key(self, namespace: Any, ref: dict[str, Any] | None) -> str | None:
+    def _deployment_key(self, namespace: Any, ref: OwnerReference | None) -> str | None:
         if ref is None or ref.get("kind") != "Deployment":
             return None
         key = f"{namespace}/{ref.get('name')}"
@@ -75,20 +74,20 @@ class DeploymentController(Controller):
         return key if d is not None and _meta(d).get("uid") == ref.get("uid") else None
 
     def _enqueue_owner(self, rs: Obj) -> bool:
-        key = self._deployment_key(_meta(rs).get("namespace"), ownership.controller_of(rs))
+        key = self._deployment_key(_meta(rs).get("namespace"), objects.controller_of(rs))
         if key is not None:
             self.enqueue(key)
         return key is not None
 
     def _enqueue_matching(self, rs: Obj) -> None:
-        labels = ownership.labels_of(rs)
+        labels = objects.labels(rs)
         for d in self.d_informer.list(_meta(rs).get("namespace")):
             selector = _spec(d).get("selector")
-            if not ownership.selector_is_empty(selector) and ownership.selector_matches(selector, labels):
+            if not selectors.is_empty_spec(selector) and selectors.matches(selector, labels):
                 self.enqueue(object_key(d))
 
     def _on_rs_add(self, rs: Obj) -> None:
-        if ownership.controller_of(rs) is not None:
+        if objects.controller_of(rs) is not None:
             self._enqueue_owner(rs)
         else:
             self._enqueue_matching(rs)
@@ -96,26 +95,26 @@ class DeploymentController(Controller):
     def _on_rs_update(self, old: Obj, new: Obj) -> None:
         if _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion"):
             return
-        old_ref, new_ref = ownership.controller_of(old), ownership.controller_of(new)
+        old_ref, new_ref = objects.controller_of(old), objects.controller_of(new)
         ref_changed = (old_ref or {}).get("uid") != (new_ref or {}).get("uid")
         if ref_changed and old_ref is not None:
             self._enqueue_owner(old)
         if new_ref is not None:
             self._enqueue_owner(new)
-        elif ref_changed or ownership.labels_of(old) != ownership.labels_of(new):
+        elif ref_changed or objects.labels(old) != objects.labels(new):
             self._enqueue_matching(new)
 
     def _on_rs_delete(self, rs: Obj) -> None:
         self._enqueue_owner(rs)
 
     def _on_pod_delete(self, pod: Obj) -> None:
-        ref = ownership.controller_of(pod)
+        ref = objects.controller_of(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
         rs = self.rs_informer.get(f"{_meta(pod).get('namespace')}/{ref.get('name')}")
         if rs is None or _meta(rs).get("uid") != ref.get("uid"):
             return
-        key = self._deployment_key(_meta(rs).get("namespace"), ownership.controller_of(rs))
+        key = self._deployment_key(_meta(rs).get("namespace"), objects.controller_of(rs))
         d = self.d_informer.get(key) if key is not None else None
         if key is not None and d is not None and (_spec(d).get("strategy") or {}).get("type") == "Recreate":
             self.enqueue(key)
@@ -130,7 +129,7 @@ class DeploymentController(Controller):
         namespace, _ = split_key(key)
         ex = self.executor
         selector = _spec(d).get("selector")
-        if ownership.selector_is_empty(selector):
+        if selectors.is_empty_spec(selector):
             await ex.event(d, WARNING, "SelectingAll",
                            "This deployment is selecting all pods. A non-empty selector is required.")
             generation = int(_meta(d).get("generation") or 0)

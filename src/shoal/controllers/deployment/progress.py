@@ -26,12 +26,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shoal.client.objects import status as _status
 from shoal.controllers import conditions
 from shoal.controllers.conditions import get_condition, new_condition, set_condition
 from shoal.controllers.deployment import replicas as r
+from shoal.kube.objects import Obj
+from shoal.kube.objects import status as _status
 
 if TYPE_CHECKING:
     from shoal.controllers.deployment.sync import Executor
@@ -49,8 +50,6 @@ __all__ = [
     "same_status",
     "sync_rollout_status",
 ]
-
-Obj = dict[str, Any]
 
 AVAILABLE = "Available"
 PROGRESSING = "Progressing"

@@ -10,16 +10,13 @@ Deployment when such a pod is deleted, so the wait ends as soon as the last one 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from shoal.controllers.deployment import progress
 from shoal.controllers.deployment import replicas as r
 from shoal.controllers.deployment.sync import Executor
+from shoal.kube.objects import Obj
 
 __all__ = ["old_pods_running", "rollout_recreate"]
-
-Obj = dict[str, Any]
-
 
 def old_pods_running(new: Obj | None, old: Sequence[Obj], pod_map: Mapping[str, Sequence[Obj]]) -> bool:
     """Whether old RSes still report pods, or own a pod that is not finished."""

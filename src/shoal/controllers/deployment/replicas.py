@@ -23,10 +23,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from shoal.client.objects import meta as _meta
-from shoal.client.objects import spec as _spec
 from shoal.controllers.conditions import parse_time
 from shoal.controllers.deployment import template
+from shoal.kube.objects import Obj
+from shoal.kube.objects import meta as _meta
+from shoal.kube.objects import spec as _spec
 
 __all__ = [
     "DESIRED_REPLICAS",
@@ -56,8 +57,6 @@ __all__ = [
     "round_half_away",
     "scaled_value",
 ]
-
-Obj = dict[str, Any]
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"

@@ -29,15 +29,14 @@ already), so 13 - 8 - 0 = 5 old pods may go, making room for the new RS to grow 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from shoal.controllers.deployment import progress
 from shoal.controllers.deployment import replicas as r
 from shoal.controllers.deployment.sync import Executor
+from shoal.kube.objects import Obj
 
 __all__ = ["max_scaled_down", "plan_scale_down", "plan_unhealthy_cleanup", "rollout_rolling"]
 
-Obj = dict[str, Any]
 Plan = list[tuple[Obj, int]]
 
 

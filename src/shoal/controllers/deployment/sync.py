@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.errors import (
@@ -43,28 +42,12 @@ from shoal.controllers.deployment import annotations as ann
 from shoal.controllers.deployment import progress
 from shoal.controllers.deployment import replicas as r
 from shoal.controllers.deployment.template import HASH_LABEL, compute_hash, equal_ignore_hash
+from shoal.kube import objects
+from shoal.kube.objects import Obj
 
 __all__ = ["Executor"]
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    return obj.setdefault("metadata", {})  # type: ignore[no-any-return]
-
-
-def _spec(obj: Obj) -> dict[str, Any]:
-    return obj.setdefault("spec", {})  # type: ignore[no-any-return]
-
-
-def _status(obj: Obj) -> dict[str, Any]:
-    status = obj.get("status")
-    if not isinstance(status, dict):
-        status = obj["status"] = {}
-    return status
-
 
 def _replace(target: Obj, answer: Obj) -> None:
     target.clear()
@@ -87,7 +70,7 @@ class Executor:
 
     async def update_status(self, d: Obj) -> None:
         """PUT ``d``'s status (resourceVersion-checked), then its revision annotation if needed."""
-        revision = (_meta(d).get("annotations") or {}).get(r.REVISION)
+        revision = (objects.meta(d).get("annotations") or {}).get(r.REVISION)
         stored = await self.client.update_status(resources.DEPLOYMENTS, d)
         stored_annotations = dict((stored.get("metadata") or {}).get("annotations") or {})
         if revision is not None and stored_annotations.get(r.REVISION) != revision:
@@ -116,18 +99,19 @@ class Executor:
         now = self.wall()
         new_revision = max((r.revision(rs) for rs in old), default=0) + 1
         existing = r.find_new(d, rs_list)
-        min_ready = int(_spec(d).get("minReadySeconds") or 0)
+        min_ready = int(objects.spec(d).get("minReadySeconds") or 0)
         if existing is not None:
             changed = ann.set_new_rs_annotations(d, existing, new_revision, exists=True)
-            if changed or int(_spec(existing).get("minReadySeconds") or 0) != min_ready:
-                _spec(existing)["minReadySeconds"] = min_ready
+            if changed or int(objects.spec(existing).get("minReadySeconds") or 0) != min_ready:
+                objects.spec(existing)["minReadySeconds"] = min_ready
                 await self.update_rs(existing)
                 return existing
-            revision = str((_meta(existing).get("annotations") or {}).get(r.REVISION, ""))
+            revision = str((objects.meta(existing).get("annotations") or {}).get(r.REVISION, ""))
             needs_update = bool(revision) and ann.set_deployment_revision(d, revision)
-            if progress.has_progress_deadline(d) and get_condition(_status(d), progress.PROGRESSING) is None:
-                set_condition(_status(d), new_condition(progress.PROGRESSING, "True", progress.FOUND_NEW_RS,
-                                                        f'Found new replica set "{_meta(existing)["name"]}"', now))
+            status = objects.ensure(d, "status")
+            if progress.has_progress_deadline(d) and get_condition(status, progress.PROGRESSING) is None:
+                found = f'Found new replica set "{objects.name(existing)}"'
+                set_condition(status, new_condition(progress.PROGRESSING, "True", progress.FOUND_NEW_RS, found, now))
                 needs_update = True
             if needs_update:
                 await self.update_status(d)
@@ -137,12 +121,12 @@ class Executor:
         return await self._create_new(d, old, new_revision, min_ready)
 
     async def _create_new(self, d: Obj, old: list[Obj], new_revision: int, min_ready: int) -> Obj:
-        meta, status = _meta(d), _status(d)
-        template = copy.deepcopy(_spec(d).get("template") or {})
+        meta, status = objects.meta(d), objects.ensure(d, "status")
+        template = copy.deepcopy(objects.spec(d).get("template") or {})
         pod_hash = compute_hash(template, status.get("collisionCount"))
         template.setdefault("metadata", {})["labels"] = {**(template["metadata"].get("labels") or {}),
                                                         HASH_LABEL: pod_hash}
-        selector = copy.deepcopy(_spec(d).get("selector") or {})
+        selector = copy.deepcopy(objects.spec(d).get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
         name = f"{meta['name']}-{pod_hash}"
         new: Obj = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -158,9 +142,9 @@ class Executor:
             created = await self.client.create(resources.REPLICASETS, new, meta.get("namespace"))
         except AlreadyExistsError:
             created = await self.client.get(resources.REPLICASETS, name, meta.get("namespace"))
-            owner = ownership.controller_of(created)
+            owner = objects.controller_of(created)
             if owner is None or owner.get("uid") != meta.get("uid") or not equal_ignore_hash(
-                    _spec(d).get("template"), _spec(created).get("template")):
+                    objects.spec(d).get("template"), objects.spec(created).get("template")):
                 status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
                 log.info("deployment %s/%s: hash collision on %s; collisionCount %d", meta.get("namespace"),
                          meta["name"], name, status["collisionCount"])
@@ -182,8 +166,9 @@ class Executor:
                              f"Scaled up replica set {name} to {created_replicas} from 0")
         needs_update = ann.set_deployment_revision(d, str(new_revision))
         if not already and progress.has_progress_deadline(d):
-            set_condition(_status(d), new_condition(progress.PROGRESSING, "True", progress.NEW_RS_CREATED,
-                                                    f'Created new replica set "{name}"', self.wall()))
+            set_condition(objects.ensure(d, "status"), new_condition(
+                progress.PROGRESSING, "True", progress.NEW_RS_CREATED, f'Created new replica set "{name}"',
+                self.wall()))
             needs_update = True
         if needs_update:
             await self.update_status(d)
@@ -198,12 +183,12 @@ class Executor:
         resize = old_scale != new_scale
         if not resize and not ann.replicas_annotations_need_update(rs, desired, most):
             return False
-        _spec(rs)["replicas"] = new_scale
+        objects.spec(rs)["replicas"] = new_scale
         ann.set_replicas_annotations(rs, desired, most)
         await self.update_rs(rs)
         if resize:
             await self.event(d, NORMAL, "ScalingReplicaSet",
-                             f"Scaled {operation} replica set {_meta(rs)['name']} to {new_scale} from {old_scale}")
+                             f"Scaled {operation} replica set {objects.name(rs)} to {new_scale} from {old_scale}")
         return resize
 
     async def scale_and_record(self, rs: Obj, new_scale: int, d: Obj) -> bool:
@@ -244,17 +229,17 @@ class Executor:
     # -- cleanup, status, and the paths that do not roll -----------------------------------
 
     async def cleanup(self, old: list[Obj], d: Obj) -> None:
-        limit = _spec(d).get("revisionHistoryLimit")
+        limit = objects.spec(d).get("revisionHistoryLimit")
         if limit is None:
             return
-        alive = [rs for rs in old if not _meta(rs).get("deletionTimestamp")]
+        alive = [rs for rs in old if not objects.meta(rs).get("deletionTimestamp")]
         excess = len(alive) - int(limit)
         for rs in r.by_revision(alive)[:max(excess, 0)]:
-            meta, status = _meta(rs), _status(rs)
+            meta, status = objects.meta(rs), objects.ensure(rs, "status")
             if int(status.get("replicas") or 0) != 0 or r.replicas(rs) != 0 or \
                     int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
                 continue
-            log.info("deployment %s: cleaning up old replica set %s", _meta(d).get("name"), meta["name"])
+            log.info("deployment %s: cleaning up old replica set %s", objects.meta(d).get("name"), meta["name"])
             try:
                 await self.client.delete(resources.REPLICASETS, meta["name"], meta.get("namespace"),
                                          uid=meta.get("uid"))
@@ -263,7 +248,7 @@ class Executor:
 
     async def sync_status(self, all_rss: Sequence[Obj | None], new: Obj | None, d: Obj) -> None:
         status = progress.calculate_status(all_rss, new, d, self.wall())
-        if not progress.same_status(_status(d), status):
+        if not progress.same_status(objects.ensure(d, "status"), status):
             d["status"] = status
             await self.update_status(d)
 
@@ -275,7 +260,7 @@ class Executor:
         """Scaling events and paused Deployments: resize, no rollout."""
         new, old = await self.replica_sets(d, rs_list, False)
         await self.scale(d, new, old)
-        if _spec(d).get("paused"):
+        if objects.spec(d).get("paused"):
             await self.cleanup(old, d)
         await self.sync_status([*old, new], new, d)
 
@@ -290,17 +275,17 @@ class Executor:
     async def check_paused_conditions(self, d: Obj) -> None:
         if not progress.has_progress_deadline(d):
             return
-        current = get_condition(_status(d), progress.PROGRESSING)
+        current = get_condition(objects.ensure(d, "status"), progress.PROGRESSING)
         if current is not None and current.get("reason") == progress.TIMED_OUT:
             return
         paused_recorded = current is not None and current.get("reason") == progress.PAUSED
-        if _spec(d).get("paused") and not paused_recorded:
+        if objects.spec(d).get("paused") and not paused_recorded:
             condition = new_condition(progress.PROGRESSING, "Unknown", progress.PAUSED, "Deployment is paused",
                                       self.wall())
-        elif not _spec(d).get("paused") and paused_recorded:
+        elif not objects.spec(d).get("paused") and paused_recorded:
             condition = new_condition(progress.PROGRESSING, "Unknown", progress.RESUMED, "Deployment is resumed",
                                       self.wall())
         else:
             return
-        set_condition(_status(d), condition)
+        set_condition(objects.ensure(d, "status"), condition)
         await self.update_status(d)

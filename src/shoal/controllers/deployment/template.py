@@ -24,10 +24,10 @@ from typing import Any
 
 import orjson
 
+from shoal.kube.objects import Obj
+
 __all__ = ["HASH_LABEL", "SAFE_ALPHABET", "compute_hash", "equal_ignore_hash", "fnv32a", "normalize",
            "safe_encode", "without_hash"]
-
-Obj = dict[str, Any]
 
 #: The label the Deployment controller adds to a ReplicaSet, its selector and its pods.
 HASH_LABEL = "pod-template-hash"

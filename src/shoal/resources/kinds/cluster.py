@@ -18,13 +18,13 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta, podspec
 from shoal.resources.kinds.meta import as_dict, as_list, invalid
 from shoal.resources.registry import ALL_VERBS, Column, ResourceKind
 
-Obj = dict[str, Any]
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 ROLE_PREFIX = "node-role.kubernetes.io/"
 ROLE_LABEL = "kubernetes.io/role"
@@ -50,10 +50,10 @@ def default_namespace(obj: Obj) -> None:
 
 
 def validate_namespace(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_label_errors, namespaced=False)
+    errs = meta.validate_object_meta(obj, naming.dns1123_label_errors, namespaced=False)
     for i, fin in enumerate(as_list(as_dict(obj.get("spec")).get("finalizers"))):
         if isinstance(fin, str):
-            errs += meta.name_errors(f"spec.finalizers[{i}]", fin, printing.qualified_name_errors)
+            errs += meta.name_errors(f"spec.finalizers[{i}]", fin, naming.qualified_name_errors)
     errs += meta.supported("status.phase", as_dict(obj.get("status")).get("phase"),
                            ("Active", "Terminating"), need=False)
     return errs
@@ -92,10 +92,10 @@ def _validate_taints(taints: list[Any], path: str) -> list[FieldError]:
     for i, taint in enumerate(taints):
         taint, tpath = as_dict(taint), f"{path}[{i}]"
         key, effect = str(taint.get("key") or ""), str(taint.get("effect") or "")
-        errs += meta.name_errors(f"{tpath}.key", key, printing.qualified_name_errors)
+        errs += meta.name_errors(f"{tpath}.key", key, naming.qualified_name_errors)
         value = taint.get("value")
         if isinstance(value, str):
-            errs += meta.name_errors(f"{tpath}.value", value, printing.label_value_errors)
+            errs += meta.name_errors(f"{tpath}.value", value, naming.label_value_errors)
         errs += meta.supported(f"{tpath}.effect", effect, podspec.TAINT_EFFECTS)
         if (key, effect) in seen:
             shown = meta.GoValue(f'core.Taint{{Key:"{key}", Effect:"{effect}"}}')
@@ -105,10 +105,10 @@ def _validate_taints(taints: list[Any], path: str) -> list[FieldError]:
 
 
 def validate_node(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=False)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=False)
     spec = as_dict(obj.get("spec"))
     for i, cidr in enumerate(as_list(spec.get("podCIDRs"))):
-        errs += [invalid(f"spec.podCIDRs[{i}]", cidr, m) for m in printing.cidr_errors(cidr)]
+        errs += [invalid(f"spec.podCIDRs[{i}]", cidr, m) for m in naming.cidr_errors(cidr)]
     errs += _validate_taints(as_list(spec.get("taints")), "spec.taints")
     if old is not None:
         old_spec = as_dict(old.get("spec"))

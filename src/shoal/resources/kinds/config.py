@@ -18,13 +18,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta
 from shoal.resources.kinds.meta import as_dict, as_list, invalid, required
 from shoal.resources.registry import Column, ResourceKind
 
-Obj = dict[str, Any]
 MAX_SIZE = 1024 * 1024
 IMMUTABLE_SET = "field is immutable when `immutable` is set"
 
@@ -40,7 +40,7 @@ def _decoded(value: Any) -> bytes | None:
 
 def _key_errors(keys: Any, prefix: str) -> list[FieldError]:
     return [invalid(f"{prefix}[{key}]", key, msg)
-            for key in as_dict(keys) for msg in printing.config_key_errors(key)]
+            for key in as_dict(keys) for msg in naming.config_key_errors(key)]
 
 
 def _immutable_errors(obj: Obj, old: Obj, parts: tuple[str, ...]) -> list[FieldError]:
@@ -57,7 +57,7 @@ def _immutable_errors(obj: Obj, old: Obj, parts: tuple[str, ...]) -> list[FieldE
 
 
 def validate_configmap(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     data, binary = as_dict(obj.get("data")), as_dict(obj.get("binaryData"))
     errs += _key_errors(data, "data")
     errs += [invalid(f"data[{key}]", key, "duplicate of key present in binaryData")
@@ -130,7 +130,7 @@ def _type_errors(obj: Obj, data: dict[str, Any]) -> list[FieldError]:
 
 
 def validate_secret(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     data = as_dict(obj.get("data"))
     errs += _key_errors(data, "data")
     size = 0
@@ -162,7 +162,7 @@ def secret_fields(obj: Obj) -> dict[str, str]:
 
 
 def validate_serviceaccount(obj: Obj, old: Obj | None) -> list[FieldError]:
-    return meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    return meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
 
 
 def serviceaccount_row(obj: Obj, now: datetime) -> list[Any]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube import quantity
+from shoal.kube.errors import FieldError
+from shoal.resources import naming
 from shoal.resources.kinds import meta
 from shoal.resources.kinds.meta import as_dict, as_list, invalid, is_int, required
 
@@ -100,10 +101,10 @@ def default_container(c: dict[str, Any], host_network: bool) -> None:
 def _port_or_name(value: Any, path: str) -> list[FieldError]:
     """``ValidatePortNumOrName`` for an IntOrString."""
     if isinstance(value, str):
-        return meta.name_errors(path, value, printing.port_name_errors)
+        return meta.name_errors(path, value, naming.port_name_errors)
     if value is None:
         return [required(path)]
-    return [invalid(path, value, m) for m in printing.port_num_errors(value)]
+    return [invalid(path, value, m) for m in naming.port_num_errors(value)]
 
 
 def _validate_handler(handler: dict[str, Any], path: str) -> list[FieldError]:
@@ -123,7 +124,7 @@ def _validate_handler(handler: dict[str, Any], path: str) -> list[FieldError]:
         errs += _port_or_name(body.get("port"), f"{path}.tcpSocket.port")
     elif kind == "grpc":
         errs += [invalid(f"{path}.grpc.port", body.get("port"), m)
-                 for m in printing.port_num_errors(body.get("port"))]
+                 for m in naming.port_num_errors(body.get("port"))]
     return errs
 
 
@@ -148,7 +149,7 @@ def _validate_ports(ports: list[Any], path: str) -> list[FieldError]:
         port, ppath = as_dict(port), f"{path}[{i}]"
         name = port.get("name")
         if isinstance(name, str) and name:
-            errs += meta.name_errors(f"{ppath}.name", name, printing.port_name_errors)
+            errs += meta.name_errors(f"{ppath}.name", name, naming.port_name_errors)
             if name in names:
                 errs.append(meta.duplicate(f"{ppath}.name", name))
             names.add(name)
@@ -156,10 +157,10 @@ def _validate_ports(ports: list[Any], path: str) -> list[FieldError]:
         if not cport:
             errs.append(required(f"{ppath}.containerPort"))
         else:
-            errs += [invalid(f"{ppath}.containerPort", cport, m) for m in printing.port_num_errors(cport)]
+            errs += [invalid(f"{ppath}.containerPort", cport, m) for m in naming.port_num_errors(cport)]
         if port.get("hostPort"):
             errs += [invalid(f"{ppath}.hostPort", port["hostPort"], m)
-                     for m in printing.port_num_errors(port["hostPort"])]
+                     for m in naming.port_num_errors(port["hostPort"])]
         errs += meta.supported(f"{ppath}.protocol", port.get("protocol"), PROTOCOLS)
     return errs
 
@@ -203,13 +204,13 @@ def _validate_resources(resources: dict[str, Any], path: str) -> list[FieldError
             if name not in STANDARD_RESOURCES and not name.startswith("hugepages-") and "/" not in name:
                 errs.append(invalid(rpath, name, "must be a standard resource for containers"))
             try:
-                quantity = printing.parse_quantity(value)
+                amount = quantity.parse_quantity(value)
             except ValueError as exc:
                 errs.append(invalid(rpath, value, str(exc)))
                 continue
-            if quantity < 0:
+            if amount < 0:
                 errs.append(invalid(rpath, value, meta.NON_NEGATIVE))
-            parsed[part][name] = (quantity, value)
+            parsed[part][name] = (amount, value)
     for name, (request, shown) in parsed["requests"].items():
         limit = parsed["limits"].get(name)
         if limit is not None and request > limit[0]:
@@ -244,7 +245,7 @@ def validate_container(c: dict[str, Any], path: str, volumes: set[str], *, init:
     if not name:
         errs.append(required(f"{path}.name"))
     elif isinstance(name, str):
-        errs += meta.name_errors(f"{path}.name", name, printing.dns1123_label_errors)
+        errs += meta.name_errors(f"{path}.name", name, naming.dns1123_label_errors)
     if not c.get("image"):
         errs.append(required(f"{path}.image"))
     errs += meta.supported(f"{path}.imagePullPolicy", c.get("imagePullPolicy"), PULL_POLICIES)

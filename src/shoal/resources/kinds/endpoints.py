@@ -15,14 +15,14 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta
 from shoal.resources.kinds.container import PROTOCOLS, set_if_unset, set_if_zero
 from shoal.resources.kinds.meta import as_dict, as_list, invalid, required
 from shoal.resources.registry import Column, ResourceKind
 
-Obj = dict[str, Any]
 ADDRESS_TYPES = ("FQDN", "IPv4", "IPv6")
 MAX_ADDRESSES = 100
 MAX_ENDPOINTS = 1000
@@ -43,30 +43,30 @@ def _validate_port(port: Obj, path: str, *, need_name: bool) -> list[FieldError]
     if need_name and not name:
         errs.append(required(f"{path}.name"))
     elif name:
-        errs += meta.name_errors(f"{path}.name", str(name), printing.dns1123_label_errors)
+        errs += meta.name_errors(f"{path}.name", str(name), naming.dns1123_label_errors)
     number = port.get("port")
     if number is not None:
-        errs += [invalid(f"{path}.port", number, m) for m in printing.port_num_errors(number)]
+        errs += [invalid(f"{path}.port", number, m) for m in naming.port_num_errors(number)]
     errs += meta.supported(f"{path}.protocol", port.get("protocol"), PROTOCOLS)
     app = port.get("appProtocol")
     if isinstance(app, str):
-        errs += meta.name_errors(f"{path}.appProtocol", app, printing.qualified_name_errors)
+        errs += meta.name_errors(f"{path}.appProtocol", app, naming.qualified_name_errors)
     return errs
 
 
 def _validate_address(address: Obj, path: str) -> list[FieldError]:
-    errs = [invalid(f"{path}.ip", address.get("ip"), m) for m in printing.ip_errors(address.get("ip"))]
+    errs = [invalid(f"{path}.ip", address.get("ip"), m) for m in naming.ip_errors(address.get("ip"))]
     hostname = address.get("hostname")
     if isinstance(hostname, str) and hostname:
-        errs += meta.name_errors(f"{path}.hostname", hostname, printing.dns1123_label_errors)
+        errs += meta.name_errors(f"{path}.hostname", hostname, naming.dns1123_label_errors)
     node = address.get("nodeName")
     if isinstance(node, str):
-        errs += meta.name_errors(f"{path}.nodeName", node, printing.dns1123_subdomain_errors)
+        errs += meta.name_errors(f"{path}.nodeName", node, naming.dns1123_subdomain_errors)
     return errs
 
 
 def validate_endpoints(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     for i, subset in enumerate(as_list(obj.get("subsets"))):
         subset, spath = as_dict(subset), f"subsets[{i}]"
         addresses, not_ready = as_list(subset.get("addresses")), as_list(subset.get("notReadyAddresses"))
@@ -134,7 +134,7 @@ def default_slice(obj: Obj) -> None:
 
 def _address_errors(kind: Any, address: Any, path: str) -> list[FieldError]:
     if kind == "FQDN":
-        return meta.name_errors(path, str(address), printing.dns1123_subdomain_errors)
+        return meta.name_errors(path, str(address), naming.dns1123_subdomain_errors)
     if kind not in ("IPv4", "IPv6"):
         return []
     try:
@@ -147,7 +147,7 @@ def _address_errors(kind: Any, address: Any, path: str) -> list[FieldError]:
 
 
 def validate_slice(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     kind = obj.get("addressType")
     errs += meta.supported("addressType", kind, ADDRESS_TYPES)
     endpoints = as_list(obj.get("endpoints"))
@@ -165,17 +165,17 @@ def validate_slice(obj: Obj, old: Obj | None) -> list[FieldError]:
             errs += _address_errors(kind, address, f"{epath}.addresses[{j}]")
         node, hostname = endpoint.get("nodeName"), endpoint.get("hostname")
         if isinstance(node, str):
-            errs += meta.name_errors(f"{epath}.nodeName", node, printing.dns1123_subdomain_errors)
+            errs += meta.name_errors(f"{epath}.nodeName", node, naming.dns1123_subdomain_errors)
         if isinstance(hostname, str):
-            errs += meta.name_errors(f"{epath}.hostname", hostname, printing.dns1123_label_errors)
-    names: set[str] = set()
+            errs += meta.name_errors(f"{epath}.hostname", hostname, naming.dns1123_label_errors)
+    port_names: set[str] = set()
     for i, port in enumerate(as_list(obj.get("ports"))):
         port, ppath = as_dict(port), f"ports[{i}]"
         errs += _validate_port(port, ppath, need_name=False)
         name = str(port.get("name") or "")
-        if name in names:
+        if name in port_names:
             errs.append(meta.duplicate(f"{ppath}.name", name))
-        names.add(name)
+        port_names.add(name)
     if old is not None:
         errs += meta.immutable("addressType", kind, old.get("addressType"))
     return errs

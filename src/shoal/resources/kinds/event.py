@@ -16,13 +16,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube import times
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta
 from shoal.resources.kinds.meta import as_dict, invalid, required
 from shoal.resources.registry import Column, ResourceKind
 
-Obj = dict[str, Any]
 REASON_LIMIT = 128
 ACTION_LIMIT = 128
 INSTANCE_LIMIT = 128
@@ -38,7 +39,7 @@ def _too_many_chars(path: str, value: Any, limit: int) -> list[FieldError]:
 
 
 def validate_event(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     namespace = as_dict(obj.get("metadata")).get("namespace") or ""
     involved = as_dict(obj.get("involvedObject"))
     involved_ns = involved.get("namespace") or ""
@@ -52,7 +53,7 @@ def validate_event(obj: Obj, old: Obj | None) -> list[FieldError]:
     controller = obj.get("reportingComponent") or ""
     if not controller:
         errs.append(required("reportingComponent"))
-    errs += meta.name_errors("reportingComponent", str(controller), printing.qualified_name_errors)
+    errs += meta.name_errors("reportingComponent", str(controller), naming.qualified_name_errors)
     for key, limit in (("reportingInstance", INSTANCE_LIMIT), ("action", ACTION_LIMIT),
                        ("reason", REASON_LIMIT)):
         if not obj.get(key):
@@ -72,13 +73,13 @@ def event_source(obj: Obj) -> str:
 
 def event_row(obj: Obj, now: datetime) -> list[Any]:
     first = obj.get("firstTimestamp")
-    first_seen = printing.age(first, now) if first else printing.age(obj.get("eventTime"), now)
+    first_seen = times.age(first, now) if first else times.age(obj.get("eventTime"), now)
     last = obj.get("lastTimestamp")
-    last_seen = printing.age(last, now) if last else first_seen
+    last_seen = times.age(last, now) if last else first_seen
     count = obj.get("count") or 0
     series = obj.get("series")
     if isinstance(series, dict):
-        last_seen = printing.age(series.get("lastObservedTime"), now)
+        last_seen = times.age(series.get("lastObservedTime"), now)
         count = series.get("count") or 0
     elif count == 0:
         count = 1
@@ -129,7 +130,7 @@ EVENT = ResourceKind(
 
 
 def validate_lease(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     spec = as_dict(obj.get("spec"))
     duration = spec.get("leaseDurationSeconds")
     if meta.is_int(duration) and duration <= 0:
@@ -137,7 +138,7 @@ def validate_lease(obj: Obj, old: Obj | None) -> list[FieldError]:
     errs += meta.non_negative("spec.leaseTransitions", spec.get("leaseTransitions"))
     for key in ("acquireTime", "renewTime"):
         value = spec.get(key)
-        if value is not None and printing.parse_time(value) is None:
+        if value is not None and times.parse_time(value) is None:
             errs.append(invalid(f"spec.{key}", value, "must be an RFC 3339 date-time"))
     strategy = spec.get("strategy")
     if strategy:

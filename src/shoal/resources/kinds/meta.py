@@ -1,16 +1,16 @@
 """Validation building blocks shared by every kind: field errors, ObjectMeta, selectors.
 
 The constructors (:func:`required`, :func:`invalid`, ...) build
-:class:`~shoal.api.errors.FieldError` s with Kubernetes' cause types, so a message renders as
+:class:`~shoal.kube.errors.FieldError` s with Kubernetes' cause types, so a message renders as
 ``spec.replicas: Invalid value: -1: must be greater than or equal to 0``.  Paths are strings in
 Kubernetes' ``field.Path`` notation (``spec.containers[0].image``, ``data[key]``).
 
 :func:`validate_object_meta` follows apimachinery ``ValidateObjectMeta`` (name, namespace,
-labels, annotations, ownerReferences, finalizers).  :func:`selector_matches` and
-:func:`validate_label_selector` follow ``metav1.LabelSelector`` semantics.
+labels, annotations, ownerReferences, finalizers).  :func:`validate_label_selector`
+follows ``ValidateLabelSelector``; matching is :mod:`shoal.kube.selectors`.
 
 :class:`GoValue` carries a pre-rendered Go ``%#v`` form so that
-:meth:`~shoal.api.errors.FieldError.message` prints maps and structs the way Kubernetes does
+:meth:`~shoal.kube.errors.FieldError.message` prints maps and structs the way Kubernetes does
 (``map[string]string{"app":"web"}``).
 
 Accessors (:func:`as_dict`, :func:`as_list`) tolerate wrongly typed input: type errors are
@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming
 
-Obj = dict[str, Any]
 NameCheck = Callable[[str], list[str]]
 
 REQUIRED = "FieldValueRequired"
@@ -173,9 +173,9 @@ def go_label_selector(selector: Any) -> GoValue:
 def validate_labels(labels: Any, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     for key, value in as_dict(labels).items():
-        errs += name_errors(path, key, printing.qualified_name_errors)
+        errs += name_errors(path, key, naming.qualified_name_errors)
         if isinstance(value, str):
-            errs += name_errors(path, value, printing.label_value_errors)
+            errs += name_errors(path, value, naming.label_value_errors)
     return errs
 
 
@@ -183,7 +183,7 @@ def validate_annotations(annotations: Any, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     total = 0
     for key, value in as_dict(annotations).items():
-        errs += name_errors(path, key, lambda k: printing.qualified_name_errors(k.lower()))
+        errs += name_errors(path, key, lambda k: naming.qualified_name_errors(k.lower()))
         total += len(key) + len(value if isinstance(value, str) else "")
     if total > TOTAL_ANNOTATION_SIZE:
         errs.append(too_long(path, TOTAL_ANNOTATION_SIZE))
@@ -222,13 +222,13 @@ def validate_object_meta(obj: Obj, name_check: NameCheck, *, namespaced: bool) -
         if not namespace:
             errs.append(required("metadata.namespace"))
         elif isinstance(namespace, str):
-            errs += name_errors("metadata.namespace", namespace, printing.dns1123_label_errors)
+            errs += name_errors("metadata.namespace", namespace, naming.dns1123_label_errors)
     errs += validate_labels(meta.get("labels"), "metadata.labels")
     errs += validate_annotations(meta.get("annotations"), "metadata.annotations")
     errs += _validate_owner_references(as_list(meta.get("ownerReferences")), "metadata.ownerReferences")
     for i, fin in enumerate(as_list(meta.get("finalizers"))):
         if isinstance(fin, str):
-            errs += name_errors(f"metadata.finalizers[{i}]", fin, printing.qualified_name_errors)
+            errs += name_errors(f"metadata.finalizers[{i}]", fin, naming.qualified_name_errors)
     return errs
 
 
@@ -255,34 +255,5 @@ def validate_label_selector(selector: Any, path: str) -> list[FieldError]:
                                       "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
         else:
             errs.append(invalid(f"{epath}.operator", op, "not a valid selector operator"))
-        errs += name_errors(f"{epath}.key", str(expr.get("key", "")), printing.qualified_name_errors)
+        errs += name_errors(f"{epath}.key", str(expr.get("key", "")), naming.qualified_name_errors)
     return errs
-
-
-def selector_is_empty(selector: Any) -> bool:
-    sel = as_dict(selector)
-    return not sel.get("matchLabels") and not sel.get("matchExpressions")
-
-
-def selector_matches(selector: Any, labels: Mapping[str, Any] | None) -> bool:
-    """Whether ``labels`` satisfy a ``metav1.LabelSelector`` (an empty selector matches all)."""
-    sel = as_dict(selector)
-    have: Mapping[str, Any] = labels or {}
-    for key, value in as_dict(sel.get("matchLabels")).items():
-        if have.get(key) != value:
-            return False
-    for expr in as_list(sel.get("matchExpressions")):
-        expr = as_dict(expr)
-        name, op, values = str(expr.get("key", "")), expr.get("operator"), as_list(expr.get("values"))
-        present = name in have
-        if op not in SELECTOR_OPERATORS:
-            return False
-        if op == "In" and not (present and have[name] in values):
-            return False
-        if op == "NotIn" and present and have[name] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True

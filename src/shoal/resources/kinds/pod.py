@@ -23,14 +23,13 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube import quantity, times
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta, podspec
 from shoal.resources.kinds.meta import as_dict, as_list, invalid
 from shoal.resources.registry import Column, ResourceKind
-
-Obj = dict[str, Any]
-
 
 UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
@@ -51,11 +50,11 @@ def _qos_class(spec: Obj) -> str:
                 if name not in ("cpu", "memory"):
                     continue
                 try:
-                    quantity = printing.parse_quantity(value)
+                    amount = quantity.parse_quantity(value)
                 except ValueError:
                     continue
-                if quantity != 0:
-                    totals[name] = totals.get(name, Fraction(0)) + quantity
+                if amount != 0:
+                    totals[name] = totals.get(name, Fraction(0)) + amount
                     found.add(name)
             if part == "limits" and found != {"cpu", "memory"}:
                 guaranteed = False
@@ -134,7 +133,7 @@ def _copy_key(target: Obj, source: Obj, key: str) -> None:
 
 
 def validate(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     spec = as_dict(obj.get("spec"))
     errs += podspec.validate_pod_spec(spec, "spec")
     for key in ("containers", "initContainers"):
@@ -165,10 +164,10 @@ def _has_condition(status: Obj, kind: str) -> bool:
 
 
 def _later(current: str | None, candidate: Any) -> str | None:
-    cand = printing.parse_time(candidate)
+    cand = times.parse_time(candidate)
     if cand is None:
         return current
-    cur = printing.parse_time(current)
+    cur = times.parse_time(current)
     return candidate if cur is None or cand > cur else current
 
 
@@ -240,7 +239,7 @@ def status_cells(pod: Obj) -> tuple[str, str, str, int, str | None]:
 def row(pod: Obj, now: datetime) -> list[Any]:
     ready, reason, restarts_text, restarts, last = status_cells(pod)
     if restarts and last:
-        restarts_text = f"{restarts} ({printing.age(last, now)} ago)"
+        restarts_text = f"{restarts} ({times.age(last, now)} ago)"
     spec, status = as_dict(pod.get("spec")), as_dict(pod.get("status"))
     ips = as_list(status.get("podIPs"))
     ip = as_dict(ips[0]).get("ip") if ips else status.get("podIP")

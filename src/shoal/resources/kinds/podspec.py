@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube import selectors
+from shoal.kube.errors import FieldError
+from shoal.resources import naming
 from shoal.resources.kinds import container, meta
 from shoal.resources.kinds.meta import as_dict, as_list, invalid, is_int, required
 
@@ -83,7 +84,7 @@ def _validate_volumes(volumes: list[Any], path: str) -> tuple[list[FieldError], 
         if not name:
             errs.append(required(f"{vpath}.name"))
         elif isinstance(name, str):
-            errs += meta.name_errors(f"{vpath}.name", name, printing.dns1123_label_errors)
+            errs += meta.name_errors(f"{vpath}.name", name, naming.dns1123_label_errors)
             if name in names:
                 errs.append(meta.duplicate(f"{vpath}.name", name))
             names.add(name)
@@ -111,7 +112,7 @@ def validate_tolerations(tolerations: list[Any], path: str) -> list[FieldError]:
         key, op, effect = tol.get("key") or "", tol.get("operator") or "", tol.get("effect") or ""
         value = tol.get("value") or ""
         if key:
-            errs += meta.name_errors(f"{tpath}.key", key, printing.qualified_name_errors)
+            errs += meta.name_errors(f"{tpath}.key", key, naming.qualified_name_errors)
         elif op != "Exists":
             errs.append(invalid(f"{tpath}.operator", op, "operator must be Exists when `key` is empty, "
                                 "which means \"match all values and all keys\""))
@@ -119,7 +120,7 @@ def validate_tolerations(tolerations: list[Any], path: str) -> list[FieldError]:
             errs.append(invalid(f"{tpath}.effect", effect,
                                 "effect must be 'NoExecute' when `tolerationSeconds` is set"))
         if op in ("Equal", ""):
-            errs += meta.name_errors(f"{tpath}.operator", value, printing.label_value_errors)
+            errs += meta.name_errors(f"{tpath}.operator", value, naming.label_value_errors)
         elif op == "Exists":
             if value:
                 errs.append(invalid(f"{tpath}.operator", meta.GoValue(repr(tol)),
@@ -167,11 +168,11 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
     errs += meta.supported(f"{path}.restartPolicy", policy, RESTART_POLICIES)
     errs += meta.supported(f"{path}.dnsPolicy", spec.get("dnsPolicy"), DNS_POLICIES)
     errs += meta.validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
-    for key, check in (("serviceAccountName", printing.dns1123_subdomain_errors),
-                       ("nodeName", printing.dns1123_subdomain_errors),
-                       ("schedulerName", printing.dns1123_subdomain_errors),
-                       ("hostname", printing.dns1123_label_errors),
-                       ("subdomain", printing.dns1123_label_errors)):
+    for key, check in (("serviceAccountName", naming.dns1123_subdomain_errors),
+                       ("nodeName", naming.dns1123_subdomain_errors),
+                       ("schedulerName", naming.dns1123_subdomain_errors),
+                       ("hostname", naming.dns1123_label_errors),
+                       ("subdomain", naming.dns1123_label_errors)):
         value = spec.get(key)
         if isinstance(value, str) and value:
             errs += meta.name_errors(f"{path}.{key}", value, check)
@@ -198,9 +199,10 @@ def validate_replica_template(template: Any, selector: Any, path: str) -> list[F
         return [required(path)]
     labels = as_dict(template.get("metadata")).get("labels")
     errs: list[FieldError] = []
-    # A nil selector selects nothing (labels.Nothing()), so it never matches the template.
-    if selector is None or (not meta.selector_is_empty(selector)
-                            and not meta.selector_matches(selector, as_dict(labels))):
+    # A nil selector selects nothing (labels.Nothing()), so it never matches the template; one
+    # that does not convert is reported by the selector's own validation, not here.
+    compiled = selectors.compile_spec(selector)
+    if compiled is not None and not compiled.empty() and not compiled.matches(as_dict(labels)):
         errs.append(invalid(f"{path}.metadata.labels", meta.go_string_map(labels),
                             "`selector` does not match template `labels`"))
     errs += validate_template(template, path)
@@ -225,7 +227,7 @@ def validate_replicated_spec(spec: Any, path: str = "spec") -> list[FieldError]:
         errs.append(required(f"{path}.selector"))
     else:
         errs += meta.validate_label_selector(selector, f"{path}.selector")
-        if meta.selector_is_empty(selector):
+        if selectors.is_empty_spec(selector):
             errs.append(invalid(f"{path}.selector", meta.go_label_selector(selector),
                                 "empty selector is invalid for deployment"))
     return errs + validate_replica_template(spec.get("template"), selector, f"{path}.template")

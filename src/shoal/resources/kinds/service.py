@@ -21,14 +21,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta
 from shoal.resources.kinds.container import PROTOCOLS, set_if_unset, set_if_zero
 from shoal.resources.kinds.meta import as_dict, as_list, invalid, required
 from shoal.resources.registry import Column, ResourceKind
 
-Obj = dict[str, Any]
 TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 NODE_PORT_RANGE = (30000, 32767)
 CLIENT_IP_TIMEOUT = 10800
@@ -89,18 +89,18 @@ def _validate_ports(spec: Obj) -> list[FieldError]:
         if len(ports) > 1 and not name:
             errs.append(required(f"{ppath}.name"))
         elif isinstance(name, str) and name:
-            errs += meta.name_errors(f"{ppath}.name", name, printing.dns1123_label_errors)
+            errs += meta.name_errors(f"{ppath}.name", name, naming.dns1123_label_errors)
             if name in names:
                 errs.append(meta.duplicate(f"{ppath}.name", name))
             names.add(name)
         number, protocol = port.get("port"), port.get("protocol")
-        errs += [invalid(f"{ppath}.port", number, m) for m in printing.port_num_errors(number)]
+        errs += [invalid(f"{ppath}.port", number, m) for m in naming.port_num_errors(number)]
         errs += meta.supported(f"{ppath}.protocol", protocol, PROTOCOLS)
         target = port.get("targetPort")
         if isinstance(target, str):
-            errs += meta.name_errors(f"{ppath}.targetPort", target, printing.port_name_errors)
+            errs += meta.name_errors(f"{ppath}.targetPort", target, naming.port_name_errors)
         else:
-            errs += [invalid(f"{ppath}.targetPort", target, m) for m in printing.port_num_errors(target)]
+            errs += [invalid(f"{ppath}.targetPort", target, m) for m in naming.port_num_errors(target)]
         if (protocol, number) in seen:
             errs.append(meta.duplicate(ppath, meta.GoValue(
                 f'core.ServicePort{{Name:"", Protocol:"{protocol}", AppProtocol:(*string)(nil), '
@@ -128,7 +128,7 @@ def _validate_cluster_ips(spec: Obj) -> list[FieldError]:
         errs.append(invalid("spec.clusterIPs", meta.GoValue(repr(cluster_ips)),
                             "first value must match `clusterIP`"))
     for i, ip in enumerate(cluster_ips):
-        if ip not in ("", "None") and printing.ip_errors(ip):
+        if ip not in ("", "None") and naming.ip_errors(ip):
             errs.append(invalid(f"spec.clusterIPs[{i}]", ip, "must be empty, 'None' or a valid IP address"))
     kind = spec.get("type")
     if cluster_ip == "None" and kind in ("LoadBalancer", "NodePort"):
@@ -162,12 +162,12 @@ def _validate_policies(spec: Obj) -> list[FieldError]:
     for i, family in enumerate(as_list(spec.get("ipFamilies"))):
         errs += meta.supported(f"spec.ipFamilies[{i}]", family, ("IPv4", "IPv6"))
     for i, ip in enumerate(as_list(spec.get("externalIPs"))):
-        errs += [invalid(f"spec.externalIPs[{i}]", ip, m) for m in printing.ip_errors(ip)]
+        errs += [invalid(f"spec.externalIPs[{i}]", ip, m) for m in naming.ip_errors(ip)]
     return errs
 
 
 def validate(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1035_label_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1035_label_errors, namespaced=True)
     spec = as_dict(obj.get("spec"))
     kind = spec.get("type")
     errs += meta.supported("spec.type", kind, TYPES)
@@ -178,7 +178,7 @@ def validate(obj: Obj, old: Obj | None) -> list[FieldError]:
     if kind == "ExternalName":
         cname = str(spec.get("externalName") or "").removesuffix(".")
         if cname:
-            errs += meta.name_errors("spec.externalName", cname, printing.dns1123_subdomain_errors)
+            errs += meta.name_errors("spec.externalName", cname, naming.dns1123_subdomain_errors)
         else:
             errs.append(required("spec.externalName"))
     else:

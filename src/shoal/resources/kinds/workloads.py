@@ -21,14 +21,15 @@ import re
 from datetime import datetime
 from typing import Any
 
-from shoal.api.errors import FieldError
-from shoal.resources import printing
+from shoal.kube import errors, selectors
+from shoal.kube.errors import FieldError
+from shoal.kube.objects import Obj
+from shoal.resources import naming, printing
 from shoal.resources.kinds import meta, podspec
 from shoal.resources.kinds.container import set_if_unset, set_if_zero
 from shoal.resources.kinds.meta import as_dict, invalid, is_int
 from shoal.resources.registry import Column, ResourceKind
 
-Obj = dict[str, Any]
 STRATEGIES = ("Recreate", "RollingUpdate")
 
 
@@ -62,7 +63,7 @@ def default_deployment(obj: Obj) -> None:
 def _int_or_percent_errors(value: Any, path: str) -> list[FieldError]:
     """``ValidatePositiveIntOrPercent``."""
     if isinstance(value, str):
-        return [invalid(path, meta.go_intstr(value), m) for m in printing.percent_errors(value)]
+        return [invalid(path, meta.go_intstr(value), m) for m in naming.percent_errors(value)]
     if is_int(value):
         return [invalid(path, value, meta.NON_NEGATIVE)] if value < 0 else []
     return [invalid(path, value, "must be an integer or percentage (e.g '5%')")]
@@ -105,7 +106,7 @@ def _validate_strategy(strategy: Any, path: str) -> list[FieldError]:
 
 
 def validate_deployment(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     spec = as_dict(obj.get("spec"))
     errs += podspec.validate_replicated_spec(spec)
     errs += _validate_strategy(spec.get("strategy"), "spec.strategy")
@@ -126,8 +127,8 @@ def deployment_row(obj: Obj, now: datetime) -> list[Any]:
     pod_spec = as_dict(as_dict(spec.get("template")).get("spec"))
     names, images = printing.container_cells(pod_spec.get("containers"))
     try:
-        selector = printing.selector_string(spec.get("selector"))
-    except ValueError:
+        selector = selectors.selector_to_string(spec.get("selector"))
+    except errors.ApiError:
         selector = "<invalid>"
     return [printing.name_of(obj), f"{status.get('readyReplicas', 0)}/{desired}",
             status.get("updatedReplicas", 0), status.get("availableReplicas", 0),
@@ -165,7 +166,7 @@ def default_replicaset(obj: Obj) -> None:
 
 
 def validate_replicaset(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = meta.validate_object_meta(obj, printing.dns1123_subdomain_errors, namespaced=True)
+    errs = meta.validate_object_meta(obj, naming.dns1123_subdomain_errors, namespaced=True)
     spec = as_dict(obj.get("spec"))
     return errs + podspec.validate_replicated_spec(spec) + _selector_update_errors(spec, old)
 
@@ -176,7 +177,7 @@ def replicaset_row(obj: Obj, now: datetime) -> list[Any]:
     names, images = printing.container_cells(pod_spec.get("containers"))
     return [printing.name_of(obj), spec.get("replicas", 1), status.get("replicas", 0),
             status.get("readyReplicas", 0), printing.age_of(obj, now), names, images,
-            printing.format_selector(spec.get("selector"))]
+            selectors.format_label_selector(spec.get("selector"))]
 
 
 def replicaset_fields(obj: Obj) -> dict[str, str]:

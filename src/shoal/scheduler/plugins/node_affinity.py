@@ -17,8 +17,8 @@ Score (weight 2): the sum of the ``weight`` of each matching
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from shoal.kube.objects import Obj
 from shoal.scheduler.framework import UNSUPPORTED, NodeFilter, Status, Unsupported, default_normalize, unresolvable
 from shoal.scheduler.nodeinfo import NodeInfo
 from shoal.scheduler.podinfo import PodInfo
@@ -33,8 +33,6 @@ __all__ = [
     "match_term",
     "match_terms",
 ]
-
-Obj = dict[str, Any]
 
 NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"

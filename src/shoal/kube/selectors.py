@@ -5,26 +5,31 @@ Label selectors follow k8s.io/apimachinery/pkg/labels: ``a=b``, ``a==b``, ``a!=b
 ``,`` (AND).  ``in``/``notin`` are keywords only where an operator is expected (``in=notin`` is a
 valid requirement).  Keys must be qualified names (``[prefix/]name``), values valid label values.
 
-Field selectors live in :mod:`shoal.api.fieldselectors`.
+Field selectors live in :mod:`shoal.kube.fieldselectors`.  This module is the one implementation
+of label selectors: the API server's ``labelSelector`` queries, the controllers' and the
+scheduler's matching of ``metav1.LabelSelector`` objects, validation and the printers all use it.
 
 Invariants:
 
-* Syntax errors raise :class:`~shoal.api.errors.ApiError` 400 with Kubernetes' wording, e.g.
+* Syntax errors raise :class:`~shoal.kube.errors.ApiError` 400 with Kubernetes' wording, e.g.
   ``unable to parse requirement: found '(', expected: identifier``.
 * ``NotIn``/``!=`` match objects that lack the key, ``In``/``=`` never do (Kubernetes semantics).
 * An empty selector matches everything; the null ``metav1.LabelSelector`` (``None``) matches nothing.
+* :func:`matches` treats a selector that ``LabelSelectorAsSelector`` refuses (an unknown
+  operator, a bad key) as matching nothing, as Kubernetes' controllers skip such a selector.
 * ``str()`` prints what Kubernetes prints: requirements sorted by key, ``in``/``notin`` values sorted.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from shoal.api import errors
+from shoal.kube import errors
 
 
 class Op(StrEnum):
@@ -340,3 +345,52 @@ def format_label_selector(spec: Mapping[str, Any] | None) -> str:
     except errors.ApiError:
         return "<error>"
     return text or "<none>"
+
+
+def is_empty_spec(spec: Any) -> bool:
+    """True for a ``metav1.LabelSelector`` with no requirements (``{}`` selects everything);
+    False for ``None`` (which selects nothing) and for any selector with requirements."""
+    return isinstance(spec, Mapping) and not spec.get("matchLabels") and not spec.get("matchExpressions")
+
+
+def _spec_key(spec: Mapping[str, Any]) -> Any:
+    match_labels = spec.get("matchLabels") or {}
+    expressions = spec.get("matchExpressions") or []
+    if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
+        raise TypeError("not a label selector")
+    return (tuple(sorted(match_labels.items())),
+            tuple((e.get("key"), e.get("operator"), tuple(e.get("values") or ())) for e in expressions))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(key: Any) -> LabelSelector | None:
+    match_labels, expressions = key
+    spec = {"matchLabels": dict(match_labels),
+            "matchExpressions": [{"key": k, "operator": op, "values": list(values)} for k, op, values in expressions]}
+    try:
+        return label_selector_from_spec(spec)
+    except errors.ApiError:
+        return None
+
+
+def compile_spec(spec: Any) -> LabelSelector | None:
+    """The selector of a ``metav1.LabelSelector``, parsed once per distinct selector (cached);
+    ``None`` when Kubernetes would refuse it.  ``None`` as input gives the match-nothing selector."""
+    if spec is None:
+        return LabelSelector(nothing=True)
+    if not isinstance(spec, Mapping):
+        return None
+    try:
+        return _compiled(_spec_key(spec))
+    except (TypeError, AttributeError):  # unhashable or malformed parts: parse uncached
+        try:
+            return label_selector_from_spec(spec)
+        except errors.ApiError:
+            return None
+
+
+def matches(spec: Any, labels: Mapping[str, str] | None) -> bool:
+    """Whether ``labels`` satisfy the ``metav1.LabelSelector`` ``spec``: ``None`` matches nothing,
+    ``{}`` everything, and a selector Kubernetes refuses matches nothing."""
+    selector = compile_spec(spec)
+    return selector is not None and selector.matches(labels)

@@ -3,7 +3,7 @@
 Field selectors follow k8s.io/apimachinery/pkg/fields: ``f=v``, ``f==v``, ``f!=v`` joined by ``,``;
 ``\\,``, ``\\=`` and ``\\\\`` escape characters in values.  Field names are not checked here: the
 caller checks them against what its resource supports (:meth:`FieldSelector.check_supported`).
-Syntax errors raise :class:`~shoal.api.errors.ApiError` 400 with Kubernetes' wording; an empty
+Syntax errors raise :class:`~shoal.kube.errors.ApiError` 400 with Kubernetes' wording; an empty
 selector matches everything.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from shoal.api import errors
+from shoal.kube import errors
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Tests for shoal.api.selectors: Kubernetes label and field selector syntax and semantics."""
+"""Tests for shoal.kube.selectors: Kubernetes label and field selector syntax and semantics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shoal.api.errors import ApiError
-from shoal.api.fieldselectors import FieldRequirement, parse_field_selector
-from shoal.api.selectors import (
+from shoal.kube.errors import ApiError
+from shoal.kube.fieldselectors import FieldRequirement, parse_field_selector
+from shoal.kube.selectors import (
     LabelSelector,
     Op,
     Requirement,

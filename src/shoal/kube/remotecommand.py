@@ -27,15 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from starlette.datastructures import QueryParams
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import errors
-from shoal.api.bodies import json_response
+from shoal.kube import errors, times
 
 STDIN = 0
 STDOUT = 1
@@ -104,21 +104,21 @@ class LogOptions:
             if number is not None:
                 query.append((name, str(number)))
         if self.since_time is not None:
-            query.append(("sinceTime", self.since_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")))
+            query.append(("sinceTime", times.format_time(self.since_time)))
         return query
 
 
 def parse_log_options(params: QueryParams, pod: str) -> LogOptions:
-    """``PodLogOptions`` from a query; raises :class:`~shoal.api.errors.ApiError` (400 or 422)."""
+    """``PodLogOptions`` from a query; raises :class:`~shoal.kube.errors.ApiError` (400 or 422)."""
     since_time: datetime | None = None
     raw_time = params.get("sinceTime")
     if raw_time:
         try:
-            since_time = datetime.fromisoformat(raw_time)
+            since_time = times.parse_rfc3339(raw_time, require_zone=True)
+        except times.NoZoneError as exc:
+            raise errors.bad_request(f'sinceTime: invalid RFC 3339 time "{raw_time}" (no time zone)') from exc
         except ValueError as exc:
             raise errors.bad_request(f'sinceTime: invalid RFC 3339 time "{raw_time}"') from exc
-        if since_time.tzinfo is None:
-            raise errors.bad_request(f'sinceTime: invalid RFC 3339 time "{raw_time}" (no time zone)')
     options = LogOptions(
         container=params.get("container") or "",
         follow=parse_bool(params, "follow"), previous=parse_bool(params, "previous"),
@@ -161,7 +161,7 @@ class ExecOptions:
 
 
 def parse_exec_options(params: QueryParams) -> ExecOptions:
-    """``PodExecOptions`` from a query; raises a 400 :class:`~shoal.api.errors.ApiError`."""
+    """``PodExecOptions`` from a query; raises a 400 :class:`~shoal.kube.errors.ApiError`."""
     options = ExecOptions(
         command=tuple(params.getlist("command")), container=params.get("container") or "",
         stdin=parse_bool(params, "stdin"), stdout=parse_bool(params, "stdout"),
@@ -242,4 +242,5 @@ async def deny(scope: Scope, receive: Receive, send: Send, error: errors.ApiErro
     if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
         return
-    await json_response(error.to_status(), error.code)(scope, receive, send)
+    response = Response(orjson.dumps(error.to_status()), status_code=error.code, media_type="application/json")
+    await response(scope, receive, send)
