@@ -33,7 +33,7 @@ from typing import Any
 
 from shoal.agent import containers as ct
 from shoal.agent import runtime
-from shoal.agent.backoff import Backoff, Clock, WallClock, race_sleep
+from shoal.agent.backoff import Backoff
 from shoal.agent.lease import LeaseRenewer
 from shoal.agent.lookup import make_pod_lookup
 from shoal.agent.node import NodeManager
@@ -48,6 +48,7 @@ from shoal.client.errors import ApiClientError
 from shoal.client.events import EventRecorder
 from shoal.client.informer import EventHandler, Informer, wait_for_sync
 from shoal.client.rest import ApiClient
+from shoal.kube.clock import Clock, WallClock, race_sleep
 from shoal.kube.objects import Obj
 
 __all__ = ["NodeAgent", "build_driver", "run_agent"]

@@ -1,8 +1,8 @@
-"""Time for the node agent: an injectable clock, kubelet's per-key backoff, Go-style durations.
+"""Kubelet's per-key back-off, on the agent's injected clock.
 
-* :class:`Clock` is wall-clock seconds since the epoch plus a way to wait.  The agent compares
-  its clock with timestamps the runtime reports (a container's ``finished_at``), so the real
-  clock is :class:`WallClock` (``time.time``); ``shoal.controllers.workqueue.FakeClock`` started
+* The agent's clock is a :class:`shoal.kube.clock.Clock` on the wall-clock scale: the agent
+  compares it with timestamps the runtime reports (a container's ``finished_at``), so the real
+  clock is :class:`~shoal.kube.clock.WallClock`; a :class:`~shoal.kube.clock.FakeClock` started
   at an epoch value is a valid test clock (virtual time moves only on ``advance``).
 * :class:`Backoff` is kubelet's ``flowcontrol.Backoff`` as used for CrashLoopBackOff and image
   pulls: each key has a delay that starts at ``initial``, doubles on every :meth:`Backoff.next`
@@ -13,93 +13,23 @@
   crash 1 at t=0: no entry, so not in backoff -> ``next`` sets 10 s, restart now;
   crash 2 at t=1: in backoff until t=11 -> "back-off 10s", restart at t=11, ``next`` -> 20 s;
   crash 3 at t=12: in backoff until t=32 -> "back-off 20s"; ... then 40, 80, 160, 300, 300 s.
-* :func:`go_duration` formats seconds like Go's ``time.Duration.String`` ("10s", "5m0s",
-  "1.5s", "250ms"), because kubelet messages users know ("back-off 5m0s restarting ...")
-  are printed that way.
+* Delays print with :func:`shoal.kube.times.go_duration` ("back-off 5m0s restarting ..."),
+  as kubelet prints them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from datetime import datetime
 
-__all__ = ["Backoff", "Clock", "WallClock", "go_duration", "race_sleep", "rfc3339", "rfc3339_micro",
-           "to_epoch"]
+from shoal.kube.clock import Clock
 
-T = TypeVar("T")
+__all__ = ["Backoff", "to_epoch"]
 
-
-class Clock(Protocol):
-    """Epoch seconds and a way to wait for them."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class WallClock:
-    """The real clock: ``time.time`` and ``asyncio.sleep``."""
-
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 def to_epoch(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
-
-
-def rfc3339(seconds: float) -> str:
-    """``2024-05-01T12:00:00Z`` (metav1.Time: whole seconds, UTC)."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_micro(seconds: float) -> str:
-    """``2024-05-01T12:00:00.123456Z`` (metav1.MicroTime, as Lease ``renewTime`` uses)."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def go_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String`` for non-negative durations, to the millisecond."""
-    millis = round(seconds * 1000)
-    if millis <= 0:
-        return "0s"
-    if millis < 1000:
-        return f"{millis}ms"
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    whole, frac = divmod(rest, 1000)
-    secs = f"{whole}.{frac:03d}".rstrip("0").rstrip(".") if frac else str(whole)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
-async def race_sleep(clock: Clock, seconds: float, awaitable: Awaitable[T]) -> tuple[bool, T | None]:
-    """Await ``awaitable`` or ``clock.sleep(seconds)``, whichever ends first.
-
-    Returns ``(True, result)`` if the awaitable finished first, else ``(False, None)`` (and the
-    awaitable is cancelled).  Exceptions of the awaitable propagate."""
-    work = asyncio.ensure_future(awaitable)
-    timer = asyncio.ensure_future(clock.sleep(seconds))
-    try:
-        await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (work, timer):
-            if not task.done():
-                task.cancel()
-        await asyncio.wait((work, timer))
-    if work.cancelled():
-        return False, None
-    return True, work.result()
 
 
 @dataclass(slots=True)

@@ -28,12 +28,14 @@ from pathlib import Path
 import orjson
 
 from shoal.agent import envs
-from shoal.agent.backoff import Backoff, Clock, go_duration
+from shoal.agent.backoff import Backoff
 from shoal.agent.runtime import driver as rt
 from shoal.agent.status import Waiting
 from shoal.agent.volumes import HostVolume
+from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 from shoal.kube.quantity import parse_quantity
+from shoal.kube.times import go_duration
 
 __all__ = ["LABEL_ATTEMPT", "LABEL_CONTAINER", "LABEL_HASH", "LABEL_POD_NAME", "LABEL_POD_NAMESPACE",
            "LABEL_POD_UID", "ContainerStarter", "RuntimePod", "attempt_of", "container_hash", "observe",

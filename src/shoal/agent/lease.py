@@ -16,11 +16,12 @@ import copy
 import logging
 from collections.abc import Callable
 
-from shoal.agent.backoff import Clock, race_sleep, rfc3339_micro
 from shoal.client import resources
 from shoal.client.errors import AlreadyExistsError, ApiClientError, ConflictError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.clock import Clock, race_sleep
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_micro
 
 __all__ = ["NODE_LEASE_NAMESPACE", "LeaseRenewer"]
 
@@ -54,7 +55,7 @@ class LeaseRenewer:
         if uid:
             meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": uid}]
         spec.update({"holderIdentity": self.node_name, "leaseDurationSeconds": self.duration,
-                              "renewTime": rfc3339_micro(self.clock.now())})
+                              "renewTime": format_micro(self.clock.now())})
         return lease
 
     async def renew(self) -> Obj:

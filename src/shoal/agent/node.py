@@ -30,12 +30,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from shoal.agent.backoff import Clock, race_sleep, rfc3339
 from shoal.agent.runtime.driver import RuntimeDriver
 from shoal.client import resources
 from shoal.client.errors import AlreadyExistsError, ApiClientError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.clock import Clock, race_sleep
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time
 
 __all__ = ["KUBELET_VERSION", "NodeManager", "host_facts", "runtime_version"]
 
@@ -148,7 +149,7 @@ class NodeManager:
 
     def status(self) -> Obj:
         """The Node status to write now."""
-        now = rfc3339(self.clock.now())
+        now = format_time(self.clock.now())
         wanted = [(kind, "False", reason, message) for kind, reason, message in _PRESSURE]
         if self.network_ready:
             wanted.append(("Ready", "True", "KubeletReady", "kubelet is posting ready status"))

@@ -21,7 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shoal.agent.backoff import Backoff, Clock, race_sleep
+from shoal.agent.backoff import Backoff
+from shoal.kube.clock import Clock, race_sleep
 
 __all__ = ["PodWorkers", "SyncResult"]
 

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 import httpx
 
-from shoal.agent.backoff import Clock
 from shoal.agent.runtime.driver import RuntimeDriver, RuntimeDriverError
+from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 
 __all__ = ["ProbeManager", "ProbeOutcome", "RunningContainer", "resolve_port", "run_probe"]

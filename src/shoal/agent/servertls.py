@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from shoal.security.pki import write_atomic
+from shoal.kube.files import atomic_write
 
 PEER_STATE_KEY = "shoal.peer"
 VALIDITY = dt.timedelta(days=365)
@@ -95,9 +95,9 @@ def ensure_serving_cert(cert_dir: Path, bind: str, *, now: dt.datetime | None = 
             + [x509.IPAddress(i) for i in sorted(ips, key=lambda a: (a.version, int(a)))]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    atomic_write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption()), 0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert_path, key_path
 
 

@@ -33,9 +33,9 @@ import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shoal.agent.backoff import rfc3339
 from shoal.agent.runtime.driver import ContainerStatus, State
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time
 
 __all__ = ["ContainerView", "PodView", "Waiting", "compute_status", "container_status", "pod_phase"]
 
@@ -74,7 +74,7 @@ class PodView:
 
 
 def _time(moment: datetime | None) -> str | None:
-    return rfc3339(moment.timestamp()) if moment is not None else None
+    return format_time(moment.timestamp()) if moment is not None else None
 
 
 def _terminated(c: ContainerStatus, runtime: str) -> Obj:
@@ -216,7 +216,7 @@ def compute_status(pod: Obj, view: PodView, now: float) -> Obj:
         else "ContainerCreating"
     statuses = [container_status(v, view.runtime, default) for v in view.containers]
     phase = old.get("phase") if old.get("phase") in TERMINAL else pod_phase(spec, init_statuses, statuses)
-    stamp = rfc3339(now)
+    stamp = format_time(now)
     previous = {c.get("type"): c for c in old.get("conditions") or []}
     conditions = []
     for cond in _conditions(pod, str(phase), view, init_statuses, statuses):

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal.agent import containers as ct
-from shoal.agent.backoff import Backoff, Clock, go_duration, to_epoch
+from shoal.agent.backoff import Backoff, to_epoch
 from shoal.agent.envs import SourceCache
 from shoal.agent.podworker import SyncResult
 from shoal.agent.probes import ProbeManager, RunningContainer
@@ -45,7 +45,9 @@ from shoal.client import resources
 from shoal.client.errors import ConflictError, NotFoundError
 from shoal.client.rest import ApiClient
 from shoal.kube import objects
+from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
+from shoal.kube.times import go_duration
 
 __all__ = ["PodSyncer"]
 

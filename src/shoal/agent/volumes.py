@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from shoal.agent.envs import EnvError, SourceCache, field_value
+from shoal.kube.files import atomic_write
 from shoal.kube.objects import Obj
 
 __all__ = ["HostVolume", "VolumeError", "VolumeManager"]
@@ -65,10 +66,7 @@ def _sync_files(directory: Path, files: dict[PurePosixPath, tuple[bytes, int]]) 
             if (target.stat().st_mode & 0o7777) != mode:
                 target.chmod(mode)
             continue
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_bytes(content)
-        temporary.chmod(mode)
-        os.replace(temporary, target)
+        atomic_write(target, content, mode, fsync=False)
     for existing in sorted(directory.rglob("*"), reverse=True):
         if existing.is_file() and existing not in wanted:
             existing.unlink()

@@ -24,8 +24,8 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-from shoal.api.writes import WriteContext, Writer, now_rfc3339
-from shoal.kube import errors
+from shoal.api.writes import WriteContext, Writer
+from shoal.kube import errors, times
 from shoal.kube.objects import Obj
 from shoal.resources.registry import ResourceKind
 
@@ -139,7 +139,7 @@ class Deleter:
             current = meta.get("deletionGracePeriodSeconds")
             if current is None or seconds < current:
                 meta["deletionGracePeriodSeconds"] = max(int(seconds), 0)
-                meta["deletionTimestamp"] = now_rfc3339(ctx.now + timedelta(seconds=max(int(seconds), 0)))
+                meta["deletionTimestamp"] = times.format_time(ctx.now + timedelta(seconds=max(int(seconds), 0)))
         elif not already:
             meta["deletionTimestamp"] = ctx.timestamp
             meta["deletionGracePeriodSeconds"] = 0

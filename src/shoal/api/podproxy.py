@@ -53,9 +53,10 @@ from shoal.api.bodies import JSON
 from shoal.api.handlers import Target
 from shoal.api.storage import ObjectStorage
 from shoal.kube import errors, remotecommand
+from shoal.kube.files import atomic_write
 from shoal.kube.objects import Obj
 from shoal.resources.registry import Registry, ResourceKind
-from shoal.security.pki import ensure_pki, write_atomic
+from shoal.security.pki import ensure_pki
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ def ensure_agent_client_cert(data_dir: Path, *, now: dt.datetime | None = None) 
     cert_path, key_path = tls / "apiserver-agent-client.crt", tls / "apiserver-agent-client.key"
     if not _client_cert_usable(cert_path, key_path, pki.ca_pem, now):
         cert_pem, key_pem = pki.issue_client_cert(CLIENT_COMMON_NAME, list(CLIENT_GROUPS))
-        write_atomic(key_path, key_pem, 0o600)
-        write_atomic(cert_path, cert_pem, 0o644)
+        atomic_write(key_path, key_pem, 0o600)
+        atomic_write(cert_path, cert_pem, 0o644)
         log.info("issued the API server's client certificate for node agents: %s", cert_path)
     return ClientCert(cert_path, key_path)
 

@@ -33,7 +33,7 @@ from shoal.api.apply import record_update, server_side_apply
 from shoal.api.bodies import clone
 from shoal.api.patch import apply_patch
 from shoal.api.storage import ObjectStorage
-from shoal.kube import errors
+from shoal.kube import errors, times
 from shoal.kube.objects import Obj
 from shoal.resources import validation
 from shoal.resources.registry import Registry, ResourceKind
@@ -42,10 +42,6 @@ from shoal.resources.registry import Registry, ResourceKind
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "generation", "selfLink")
 _RETRIES = 8
-
-
-def now_rfc3339(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -59,7 +55,7 @@ class WriteContext:
 
     @property
     def timestamp(self) -> str:
-        return now_rfc3339(self.now)
+        return times.format_time(self.now)
 
 
 def spec_part(obj: Obj) -> Obj:

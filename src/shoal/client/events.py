@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 from shoal.client import resources
 from shoal.client.errors import ApiClientError, NotFoundError
 from shoal.client.rest import ApiClient
+from shoal.kube.clock import WallTime, utcnow
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +26,9 @@ NORMAL = "Normal"
 WARNING = "Warning"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class EventRecorder:
     def __init__(self, client: ApiClient, component: str, host: str = "",
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: WallTime = utcnow) -> None:
         self.client = client
         self.component = component
         self.host = host
@@ -49,7 +41,7 @@ class EventRecorder:
         meta = obj.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         key = (str(meta.get("uid", "")), reason, message)
-        now = _stamp(self.clock())
+        now = format_time(self.clock())
         try:
             if key in self._seen:
                 ns, name, count = self._seen[key]

@@ -21,56 +21,21 @@ Pods: *ready* means the ``Ready`` condition is ``True``; *available* means ready
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time, parse_time
 
 __all__ = [
-    "Wall",
     "get_condition",
     "is_pod_available",
     "is_pod_ready",
-    "micro_stamp",
     "new_condition",
-    "parse_time",
     "ready_since",
     "remove_condition",
     "set_condition",
-    "stamp",
-    "system_wall",
     "until_available",
 ]
-
-#: The wall clock: the current time as an aware UTC datetime.
-Wall = Callable[[], datetime]
-
-
-def system_wall() -> datetime:
-    return datetime.now(UTC)
-
-
-def stamp(moment: datetime) -> str:
-    """RFC 3339 with whole seconds (``metav1.Time``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def micro_stamp(moment: datetime) -> str:
-    """RFC 3339 with microseconds (``metav1.MicroTime``, as in Lease objects)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A timestamp written by :func:`stamp`, :func:`micro_stamp` or Kubernetes; None if absent/bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
 
 # -- conditions ----------------------------------------------------------------------------
 
@@ -92,8 +57,8 @@ def new_condition(type_: str, status: str, reason: str, message: str, now: datet
     """A condition stamped ``now`` (``lastUpdateTime`` too, for Deployment conditions)."""
     condition: Obj = {"type": type_, "status": status}
     if update_time:
-        condition["lastUpdateTime"] = stamp(now)
-    condition.update({"lastTransitionTime": stamp(now), "reason": reason, "message": message})
+        condition["lastUpdateTime"] = format_time(now)
+    condition.update({"lastTransitionTime": format_time(now), "reason": reason, "message": message})
     return condition
 
 

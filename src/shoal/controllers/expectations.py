@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shoal.controllers.workqueue import Clock
+from shoal.kube.clock import Clock
 
 __all__ = ["EXPECTATIONS_TTL", "Expectations"]
 

@@ -38,7 +38,7 @@ from shoal.client.informer import EventHandler, Informer, InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient, PropagationPolicy
 from shoal.controllers.base import Controller
-from shoal.controllers.workqueue import Clock
+from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 from shoal.kube.objects import meta as _meta
 

@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 from shoal.client import resources
 from shoal.client.errors import AlreadyExistsError, ApiClientError, ConflictError, NotFoundError
 from shoal.client.rest import ApiClient
-from shoal.controllers.conditions import Wall, micro_stamp, system_wall
-from shoal.controllers.workqueue import Clock, MonotonicClock
+from shoal.kube.clock import Clock, MonotonicClock, WallTime, utcnow
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_micro
 
 __all__ = ["JITTER", "LeaseLeadership", "default_identity", "server_identity"]
 
@@ -71,7 +71,7 @@ class LeaseLeadership:
 
     def __init__(self, client: ApiClient, name: str, identity: str, clock: Clock | None = None, *,
                  namespace: str = "kube-system", lease_duration: int = 15, renew_deadline: float = 10.0,
-                 retry_period: float = 2.0, release_on_stop: bool = True, wall: Wall = system_wall) -> None:
+                 retry_period: float = 2.0, release_on_stop: bool = True, wall: WallTime = utcnow) -> None:
         if not lease_duration > renew_deadline > retry_period * JITTER > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period * 1.2 > 0")
         self.client = client
@@ -108,7 +108,7 @@ class LeaseLeadership:
 
     async def try_acquire_or_renew(self) -> bool:
         """One attempt to take or renew the Lease; True if this candidate now holds it."""
-        now = micro_stamp(self.wall())
+        now = format_micro(self.wall())
         wanted: Obj = {"holderIdentity": self.identity, "leaseDurationSeconds": self.lease_duration,
                        "acquireTime": now, "renewTime": now}
         try:
@@ -151,7 +151,7 @@ class LeaseLeadership:
         spec = lease.get("spec") or {}
         if spec.get("holderIdentity") != self.identity:
             return False
-        now = micro_stamp(self.wall())
+        now = format_micro(self.wall())
         body = copy.deepcopy(lease)
         body["spec"] = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": now,
                         "renewTime": now}

@@ -38,7 +38,7 @@ from shoal.client.rest import ApiClient
 from shoal.controllers import garbage_collector, leaderelection, namespace, nodeipam, replicaset
 from shoal.controllers.base import Controller
 from shoal.controllers.deployment import DeploymentController
-from shoal.controllers.workqueue import Clock, MonotonicClock
+from shoal.kube.clock import Clock, MonotonicClock
 
 __all__ = [
     "CONTROLLERS",

@@ -25,9 +25,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from shoal.client import resources
@@ -36,8 +35,9 @@ from shoal.client.informer import EventHandler, InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
 from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.workqueue import Clock
+from shoal.kube.clock import Clock, WallTime, utcnow
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time
 
 __all__ = ["DEFAULT_RESOURCES", "FINALIZER", "NamespaceContentError", "NamespaceController"]
 
@@ -66,17 +66,13 @@ class _Content:
     failures: list[str] = field(default_factory=list)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class NamespaceController(Controller):
     """Deletes the content of terminating namespaces and removes their ``kubernetes`` finalizer."""
 
     def __init__(self, client: ApiClient, informers: InformerFactory,
                  resource_types: Sequence[ResourceRef] = DEFAULT_RESOURCES, *,
                  clock: Clock | None = None, recheck_interval: float = 1.0,
-                 wall_clock: Callable[[], datetime] = _utcnow) -> None:
+                 wall_clock: WallTime = utcnow) -> None:
         super().__init__("namespace", clock=clock)
         self.client = client
         self.resource_types = tuple(ref for ref in resource_types if ref.namespaced)
@@ -184,7 +180,7 @@ class NamespaceController(Controller):
                   "All content-preserving finalizers finished"),
         ]
         previous = {c.get("type"): c for c in old}
-        now = self._wall_clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = format_time(self._wall_clock())
         conditions = []
         for kind, on, reason, message in wanted:
             state = "True" if on else "False"

@@ -29,7 +29,7 @@ from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key
 from shoal.client.rest import JSON_PATCH, ApiClient
 from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.workqueue import Clock
+from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 
 __all__ = ["DEFAULT_CLUSTER_CIDR", "CidrExhaustedError", "NodeIpamController", "first_free", "node_cidrs"]

@@ -38,10 +38,9 @@ from shoal.client.informer import EventHandler, InformerFactory, object_key, spl
 from shoal.client.rest import ApiClient
 from shoal.controllers import conditions, ownership
 from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.conditions import Wall
 from shoal.controllers.expectations import Expectations
-from shoal.controllers.workqueue import Clock
-from shoal.kube import objects, selectors
+from shoal.kube import objects, selectors, times
+from shoal.kube.clock import Clock, WallTime, utcnow
 from shoal.kube.objects import Obj, OwnerReference
 from shoal.kube.objects import meta as _meta
 from shoal.kube.objects import spec as _spec
@@ -78,7 +77,7 @@ def pod_from_template(rs: Obj) -> Obj:
 
 def _newest_first(value: Any) -> float:
     """Sort key: a missing time first, then the newest."""
-    moment = conditions.parse_time(value)
+    moment = times.parse_time(value)
     return -moment.timestamp() if moment is not None else float("-inf")
 
 
@@ -167,7 +166,7 @@ class ReplicaSetController(Controller):
     """See the module docstring."""
 
     def __init__(self, client: ApiClient, informers: InformerFactory, *, clock: Clock | None = None,
-                 wall: Wall = conditions.system_wall, burst_replicas: int = BURST_REPLICAS) -> None:
+                 wall: WallTime = utcnow, burst_replicas: int = BURST_REPLICAS) -> None:
         super().__init__("replicaset", clock=clock)
         self.client = client
         self.wall = wall

@@ -18,8 +18,8 @@ Guarantees (client-go ``util/workqueue``):
   still hands out what is queued and then raises :class:`ShutDownError`;
   :meth:`WorkQueue.shutdown_with_drain` also waits until every handed-out item is ``done``.
 
-Time comes only from the :class:`Clock` (``now`` and ``sleep``); tests use :class:`FakeClock`,
-whose time moves only when :meth:`FakeClock.advance` is called.
+Time comes only from the injected :class:`shoal.kube.clock.Clock` (``now`` and ``sleep``);
+tests use :class:`~shoal.kube.clock.FakeClock`, whose time moves only on ``advance``.
 """
 
 from __future__ import annotations
@@ -28,79 +28,26 @@ import asyncio
 import heapq
 import itertools
 import logging
-import time
 from collections import deque
 from collections.abc import Hashable
 from typing import Generic, Protocol, TypeVar
 
 __all__ = [
     "BucketRateLimiter",
-    "Clock",
-    "FakeClock",
     "ItemExponentialRateLimiter",
     "MaxOfRateLimiter",
-    "MonotonicClock",
     "RateLimiter",
     "ShutDownError",
     "WorkQueue",
     "default_rate_limiter",
 ]
 
+from shoal.kube.clock import Clock, MonotonicClock
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=Hashable)
 T_contra = TypeVar("T_contra", bound=Hashable, contravariant=True)
-
-
-class Clock(Protocol):
-    """Seconds on a monotonic scale, and a way to wait for them."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class MonotonicClock:
-    """The real clock: ``time.monotonic`` and ``asyncio.sleep``."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
-class FakeClock:
-    """Virtual time for tests: ``sleep`` returns only when :meth:`advance` passes its deadline."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self._now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def now(self) -> float:
-        return self._now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
-        await future
-
-    @property
-    def sleepers(self) -> int:
-        """How many ``sleep`` calls are still waiting."""
-        return sum(1 for _, _, future in self._sleepers if not future.done())
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward and wake, in deadline order, every sleeper that is due."""
-        self._now += seconds
-        while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, future = heapq.heappop(self._sleepers)
-            if not future.done():
-                future.set_result(None)
 
 
 class RateLimiter(Protocol[T_contra]):

@@ -1,8 +1,8 @@
 """Atomic file writes: a reader sees the old content or the new, never a part.
 
 :func:`atomic_write` writes to a unique temporary file in the target's directory, gives it its
-mode before any data is written (so a secret is never readable by others, even briefly), and
-renames it over the target with ``os.replace``.  Invariants:
+mode (default 0600: private unless asked otherwise) before any data is written, so a secret is
+never readable by others even briefly, and renames it over the target with ``os.replace``.  Invariants:
 
 1. The target is replaced whole or not at all; on any error the temporary file is removed and
    the target is untouched.
@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["atomic_write", "atomic_write_json"]
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644,
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o600, *,
                  fsync: bool = True) -> None:
     """Replace ``path`` with ``data`` (str is written as UTF-8) atomically, with ``mode``."""
     target = Path(path)
@@ -44,6 +44,6 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
         raise
 
 
-def atomic_write_json(path: str | os.PathLike[str], data: Any, *, mode: int = 0o644, fsync: bool = True) -> None:
+def atomic_write_json(path: str | os.PathLike[str], data: Any, mode: int = 0o600, *, fsync: bool = True) -> None:
     """:func:`atomic_write` of ``data`` as JSON."""
     atomic_write(path, json.dumps(data), mode=mode, fsync=fsync)

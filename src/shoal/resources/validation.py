@@ -40,10 +40,10 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from shoal.kube.errors import FieldError
+from shoal.kube.times import parse_rfc3339
 from shoal.resources import schema as schemas
 
 #: What Kubernetes reports for a malformed quantity (resource.ErrFormatWrong).
@@ -137,7 +137,7 @@ def is_date_time(value: str) -> bool:
     if _DATE_TIME.fullmatch(value) is None:
         return False
     try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parse_rfc3339(value)
     except ValueError:
         return False
     return True

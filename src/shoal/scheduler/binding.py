@@ -19,23 +19,19 @@ binding writes are not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.events import NORMAL, WARNING
 from shoal.client.rest import STRATEGIC_MERGE_PATCH, ApiClient
+from shoal.kube.clock import WallTime, utcnow
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time
 from shoal.scheduler.events import EventQueue
 
 __all__ = ["Binder", "binding_body", "pod_scheduled_condition", "unschedulable_condition"]
 
 log = logging.getLogger(__name__)
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 def binding_body(namespace: str, name: str, node: str) -> Obj:
     return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
@@ -62,7 +58,7 @@ def unschedulable_condition(pod: Obj, message: str, now: str) -> Obj | None:
 
 class Binder:
     def __init__(self, client: ApiClient, events: EventQueue,
-                 clock: Callable[[], datetime] = _now) -> None:
+                 clock: WallTime = utcnow) -> None:
         self.client = client
         self.events = events
         self.clock = clock
@@ -79,7 +75,7 @@ class Binder:
         namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name", ""))
         if event:
             self.events.post(pod, WARNING, "FailedScheduling", message)
-        condition = unschedulable_condition(pod, message, self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        condition = unschedulable_condition(pod, message, format_time(self.clock()))
         if condition is None:
             return
         patch = {"status": {"conditions": [condition]}}

@@ -28,7 +28,7 @@ import asyncio
 import heapq
 import itertools
 
-from shoal.controllers.workqueue import Clock, MonotonicClock
+from shoal.kube.clock import Clock, MonotonicClock
 
 __all__ = ["QueueClosedError", "SchedulingQueue"]
 

@@ -42,7 +42,7 @@ from shoal.client.errors import ApiClientError, ConflictError, NotFoundError
 from shoal.client.events import EventRecorder
 from shoal.client.informer import EventHandler, Informer, wait_for_sync
 from shoal.client.rest import ApiClient
-from shoal.controllers.workqueue import Clock, MonotonicClock
+from shoal.kube.clock import Clock, MonotonicClock
 from shoal.kube.objects import Obj
 from shoal.scheduler import plugins
 from shoal.scheduler.algorithm import Algorithm, FitError

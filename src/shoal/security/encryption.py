@@ -38,7 +38,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shoal.security.pki import write_atomic
+from shoal.kube.files import atomic_write
 
 PREFIX = b"k8s:enc:shoal-aesgcm:v1:"
 KEY_SIZE = 32
@@ -91,7 +91,7 @@ class SecretBox:
         else:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             kek = os.urandom(KEY_SIZE)
-            write_atomic(path, kek, 0o600)
+            atomic_write(path, kek, 0o600)
         return cls({DEFAULT_KEY_ID: kek}, DEFAULT_KEY_ID)
 
     @property

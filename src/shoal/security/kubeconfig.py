@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from shoal.security.pki import write_atomic
+from shoal.kube.files import atomic_write
 
 
 def build_kubeconfig(
@@ -61,4 +61,4 @@ def write_kubeconfig(
     """Write a kubeconfig for ``server_url`` trusting ``ca_pem`` and using bearer ``token``."""
     doc = build_kubeconfig(server_url, ca_pem, token, user=user, cluster=cluster, context=context)
     text = yaml.safe_dump(doc, default_flow_style=False, sort_keys=False)
-    write_atomic(path, text.encode("utf-8"), 0o600)
+    atomic_write(path, text.encode("utf-8"), 0o600)

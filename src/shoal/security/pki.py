@@ -33,9 +33,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from shoal.kube.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +67,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class PkiError(Exception):
     """The PKI on disk cannot be used and must not be replaced automatically."""
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
-
-    The temp file gets ``mode`` before any data is written; it is fsynced before the rename.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def ca_hash_from_pem(ca_pem: bytes) -> str:
@@ -180,8 +161,8 @@ def ensure_pki(
         cert, key = _issue_leaf(
             ca_cert, ca_key, subject, san, ExtendedKeyUsageOID.SERVER_AUTH, LEAF_VALIDITY, now
         )
-        write_atomic(server_key_path, _key_pem(key), 0o600)
-        write_atomic(server_cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        atomic_write(server_key_path, _key_pem(key), 0o600)
+        atomic_write(server_cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     return Pki(
         ca_cert_path=ca_cert_path,
@@ -259,8 +240,8 @@ def _create_ca(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    write_atomic(key_path, _key_pem(key), 0o600)
-    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    atomic_write(key_path, _key_pem(key), 0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     log.info("created cluster CA %s", cert_path)
     return cert, key
 

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoal.security.pki import write_atomic
+from shoal.kube.files import atomic_write
 
 ADMIN_USER = "shoal-admin"
 ADMIN_GROUPS = ("system:masters",)
@@ -107,7 +107,7 @@ def ensure_admin_token(data_dir: Path) -> str:
                 return entry.token
     admin = TokenEntry(new_token(), UserInfo(ADMIN_USER, str(uuid.uuid4()), ADMIN_GROUPS))
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, format_token_file([*entries, admin]).encode("utf-8"), 0o600)
+    atomic_write(path, format_token_file([*entries, admin]).encode("utf-8"), 0o600)
     return admin.token
 
 

@@ -19,8 +19,8 @@ import pytest
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
-from shoal.controllers.conditions import stamp
 from shoal.kube.objects import Obj
+from shoal.kube.times import format_time
 from tests.support.server import QUIET, ShoalProcess
 
 
@@ -56,7 +56,7 @@ def is_ready(pod: Obj) -> bool:
 
 async def mark_ready(client: ApiClient, pod: Obj, *, ready: bool = True, since: datetime | None = None) -> Obj:
     """Write what a kubelet would for a running pod: phase Running and the Ready condition."""
-    when = stamp(since or datetime.now(UTC))
+    when = format_time(since or datetime.now(UTC))
     flag = "True" if ready else "False"
     status = {"phase": "Running", "conditions": [
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": when},

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from shoal.agent.runtime.crilog import parse_time
 from shoal.agent.runtime.demo_image import DEMO_IMAGE
 from shoal.agent.runtime.driver import ContainerSpec, RuntimeDriver, SandboxSpec, State
+from shoal.kube.times import parse_time
 from tests.integration.runtime.helpers import DriverFactory, log_lines, run_container, wait_log, wait_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from shoal.agent.backoff import Backoff, go_duration, race_sleep, rfc3339, rfc3339_micro
-from shoal.controllers.workqueue import FakeClock
+from shoal.agent.backoff import Backoff
+from shoal.kube.clock import FakeClock, race_sleep
+from shoal.kube.times import format_micro, format_time, go_duration
 
 START = 1_700_000_000.0
 
@@ -21,8 +22,8 @@ def test_go_duration(seconds: float, text: str) -> None:
 
 
 def test_timestamps() -> None:
-    assert rfc3339(START) == "2023-11-14T22:13:20Z"
-    assert rfc3339_micro(START + 0.123456) == "2023-11-14T22:13:20.123456Z"
+    assert format_time(START) == "2023-11-14T22:13:20Z"
+    assert format_micro(START + 0.123456) == "2023-11-14T22:13:20.123456Z"
 
 
 def test_crash_loop_sequence_doubles_to_the_cap() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from shoal.agent.node import NodeManager, host_facts, runtime_version
 from shoal.agent.runtime.process import ProcessDriver
 from shoal.client.rest import ApiClient
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 
 START = 1_700_000_000.0
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from shoal.agent.podworker import PodWorkers, SyncResult
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 
 START = 1_700_000_000.0
 

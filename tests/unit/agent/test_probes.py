@@ -12,7 +12,7 @@ import pytest
 
 from shoal.agent.probes import ProbeManager, RunningContainer, resolve_port, run_probe
 from shoal.agent.runtime.process import ProcessDriver
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 from shoal.kube.objects import Obj
 
 START = 1_700_000_000.0

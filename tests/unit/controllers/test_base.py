@@ -12,7 +12,7 @@ from shoal.client.informer import Informer
 from shoal.client.resources import PODS
 from shoal.client.rest import ApiClient
 from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 
 
 class Recorder(Controller):

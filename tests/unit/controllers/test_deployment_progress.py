@@ -9,6 +9,7 @@ from shoal.controllers import conditions
 from shoal.controllers.deployment import annotations as ann
 from shoal.controllers.deployment import progress
 from shoal.controllers.deployment import replicas as r
+from shoal.kube import times
 from shoal.kube.objects import Obj
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -54,10 +55,10 @@ def test_condition_times_change_only_with_the_status() -> None:
     conditions.set_condition(status, conditions.new_condition("Available", "False", "A", "other", later))
     assert cond(status, "Available")["message"] == "m", "same status and reason: left alone"
     conditions.set_condition(status, conditions.new_condition("Available", "False", "B", "m", later))
-    assert cond(status, "Available")["lastTransitionTime"] == conditions.stamp(T0)
-    assert cond(status, "Available")["lastUpdateTime"] == conditions.stamp(later)
+    assert cond(status, "Available")["lastTransitionTime"] == times.format_time(T0)
+    assert cond(status, "Available")["lastUpdateTime"] == times.format_time(later)
     conditions.set_condition(status, conditions.new_condition("Available", "True", "B", "m", later))
-    assert cond(status, "Available")["lastTransitionTime"] == conditions.stamp(later)
+    assert cond(status, "Available")["lastTransitionTime"] == times.format_time(later)
     conditions.remove_condition(status, "Available")
     assert "conditions" not in status
 
@@ -75,7 +76,7 @@ def test_a_rollout_progresses_completes_and_then_stays_complete() -> None:
     progressing = cond(done, "Progressing")
     assert (progressing["reason"], progressing["message"]) == (
         "NewReplicaSetAvailable", 'ReplicaSet "new" has successfully progressed.')
-    assert progressing["lastTransitionTime"] == conditions.stamp(T0), "still True: the transition time stays"
+    assert progressing["lastTransitionTime"] == times.format_time(T0), "still True: the transition time stays"
     assert progress.deployment_complete(d, done)
     d["status"] = done
     assert progress.rollout_status([old, new], new, d, T0 + timedelta(hours=1)) == done, "complete is final"
@@ -108,12 +109,12 @@ def test_no_progressing_condition_without_a_deadline() -> None:
 
 def test_replica_failures_are_mirrored() -> None:
     failure = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "quota",
-               "lastTransitionTime": conditions.stamp(T0)}
+               "lastTransitionTime": times.format_time(T0)}
     new = rs("new", 1, conditions=[failure])
     status = progress.rollout_status([new], new, deployment(1), T0)
     mirrored = cond(status, "ReplicaFailure")
     assert (mirrored["reason"], mirrored["message"], mirrored["lastUpdateTime"]) == ("FailedCreate", "quota",
-                                                                                    conditions.stamp(T0))
+                                                                                    times.format_time(T0))
     d = deployment(1, status=status)
     assert conditions.get_condition(progress.rollout_status([rs("new", 1)], None, d, T0), "ReplicaFailure") is None
 

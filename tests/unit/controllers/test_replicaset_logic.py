@@ -15,7 +15,8 @@ from shoal.controllers.replicaset import (
     pod_from_template,
     slow_start_batch,
 )
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube import times
+from shoal.kube.clock import FakeClock
 from shoal.kube.objects import Obj
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -24,9 +25,9 @@ T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 def pod(name: str, *, node: str = "n1", phase: str = "Running", ready: bool = True, ready_at: datetime = T0,
         created: datetime = T0, restarts: int = 0, labels: dict[str, str] | None = None, **meta: Any) -> Obj:
     conds = [{"type": "Ready", "status": "True" if ready else "False",
-              "lastTransitionTime": conditions.stamp(ready_at)}]
-    return {"metadata": {"name": name, "creationTimestamp": conditions.stamp(created), "labels": labels or {"app": "a"},
-                         **meta},
+              "lastTransitionTime": times.format_time(ready_at)}]
+    return {"metadata": {"name": name, "creationTimestamp": times.format_time(created),
+                         "labels": labels or {"app": "a"}, **meta},
             "spec": {"nodeName": node} if node else {},
             "status": {"phase": phase, "conditions": conds, "containerStatuses": [{"restartCount": restarts}]}}
 
@@ -100,7 +101,7 @@ def test_active_pods() -> None:
     assert is_active(pod("running"))
     assert not is_active(pod("done", phase="Succeeded"))
     assert not is_active(pod("failed", phase="Failed"))
-    assert not is_active(pod("dying", deletionTimestamp=conditions.stamp(T0)))
+    assert not is_active(pod("dying", deletionTimestamp=times.format_time(T0)))
 
 
 async def test_slow_start_doubles_batches_and_stops_after_a_failure() -> None:

@@ -9,13 +9,13 @@ import pytest
 
 from shoal.controllers.workqueue import (
     BucketRateLimiter,
-    FakeClock,
     ItemExponentialRateLimiter,
     MaxOfRateLimiter,
     ShutDownError,
     WorkQueue,
     default_rate_limiter,
 )
+from shoal.kube.clock import FakeClock
 
 
 async def settle(rounds: int = 20) -> None:

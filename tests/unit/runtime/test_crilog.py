@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shoal.agent.runtime.crilog import format_record, format_timestamp, parse_time, read_log
+from shoal.agent.runtime.crilog import format_record, read_log
+from shoal.kube.times import format_nano, parse_time
 
 BASE_NS = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
 
@@ -22,7 +23,7 @@ async def lines(path: Path, **options: object) -> list[bytes]:
 
 
 def test_timestamp_round_trip() -> None:
-    stamp = format_timestamp(BASE_NS + 123_456_789)
+    stamp = format_nano(BASE_NS + 123_456_789)
     assert stamp == "2026-01-01T00:00:00.123456789Z"
     assert parse_time(stamp) == datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
     assert parse_time("0001-01-01T00:00:00Z") is None

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shoal.client.rest import ApiClient
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 from shoal.scheduler import Scheduler
 from shoal.scheduler.podinfo import PodInfo
 from tests.unit.scheduler.builders import node, pod

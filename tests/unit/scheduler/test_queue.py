@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 from shoal.scheduler.queue import QueueClosedError, SchedulingQueue
 
 

@@ -22,38 +22,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shoal.kube.times import format_nano, parse_time
+
 POLL_INTERVAL = 0.1
 STATE_CHECK_INTERVAL = 0.5
 _TAIL_BLOCK = 64 * 1024
 
 
-def parse_time(value: object) -> datetime | None:
-    """podman's RFC 3339 times (nanoseconds, ``Z`` or offset); the zero time is None."""
-    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
-        return None
-    text = value.strip()
-    # Trim nanoseconds to microseconds: fromisoformat takes at most 6 fractional digits.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = ""
-        while rest and rest[0].isdigit():
-            digits, rest = digits + rest[0], rest[1:]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def format_timestamp(ns: int | None = None) -> str:
-    """RFC 3339 with nanoseconds, UTC (``2026-01-02T03:04:05.123456789Z``)."""
-    ns = time.time_ns() if ns is None else ns
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
-
-
 def format_record(stream: str, content: bytes, *, partial: bool = False, ns: int | None = None) -> bytes:
-    return f"{format_timestamp(ns)} {stream} {'P' if partial else 'F'} ".encode() + content + b"\n"
+    return f"{format_nano(ns)} {stream} {'P' if partial else 'F'} ".encode() + content + b"\n"
 
 
 class _Assembler:

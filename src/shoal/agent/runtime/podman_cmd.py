@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from shoal.agent.runtime.driver import NotFoundError, RuntimeDriverError
+from shoal.kube.files import atomic_write
 
 #: podman's own default for nofile/nproc; we never ask for more.
 _PODMAN_DEFAULT_LIMIT = 1048576
@@ -111,9 +112,7 @@ def write_containers_conf(ulimits: Mapping[str, int]) -> Path:
     content = f"[containers]\ndefault_ulimits = [{values}]\n"
     path = Path(tempfile.gettempdir()) / f"shoal-containers-{hashlib.sha256(content.encode()).hexdigest()[:12]}.conf"
     if not path.exists() or path.read_text() != content:
-        tmp = path.with_suffix(f".{id(content)}.tmp")
-        tmp.write_text(content)
-        tmp.replace(path)
+        atomic_write(path, content, 0o644, fsync=False)
     return path
 
 

@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from shoal.agent.runtime import podman_spec as spec_
-from shoal.agent.runtime.crilog import parse_time
 from shoal.agent.runtime.driver import NotFoundError, SandboxSpec, SandboxStatus, State
 from shoal.agent.runtime.podman_api import PodmanApi
 from shoal.agent.runtime.podman_cmd import PodmanError, PodmanNotFoundError
 from shoal.agent.runtime.podman_warm import WARM, Claim, ClaimStore, WarmPod, WarmPool
+from shoal.kube.times import parse_time
 
 __all__ = ["PodInfo", "PodmanSandboxes"]
 

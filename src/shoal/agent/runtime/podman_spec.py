@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from shoal.agent.runtime import labels as labels_
-from shoal.agent.runtime.crilog import parse_time
 from shoal.agent.runtime.demo_image import PAUSE_COMMAND, is_demo_image
 from shoal.agent.runtime.driver import (
     ContainerSpec,
@@ -39,6 +38,7 @@ from shoal.agent.runtime.driver import (
     SandboxSpec,
     State,
 )
+from shoal.kube.times import parse_time
 
 MANAGED_LABEL = labels_.MANAGED
 POD_UID_LABEL = labels_.POD_UID

@@ -41,7 +41,6 @@ import collections
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from shoal.kube.files import atomic_write
 
 __all__ = ["WARM", "Claim", "ClaimStore", "WarmPod", "WarmPool"]
 
@@ -117,11 +118,11 @@ class ClaimStore:
         self.claims.mkdir(parents=True, exist_ok=True)
         self.hosts.mkdir(parents=True, exist_ok=True)
         hosts = self.hosts / pod_id
-        _atomic_write(hosts, (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                              f"{ip}\t{claim.hostname}\n").encode())
-        _atomic_write(self.claims / pod_id, orjson.dumps({
+        atomic_write(hosts, (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                              f"{ip}\t{claim.hostname}\n").encode(), 0o644)
+        atomic_write(self.claims / pod_id, orjson.dumps({
             "pod_uid": claim.pod_uid, "pod_name": claim.pod_name, "hostname": claim.hostname,
-            "labels": claim.labels}))
+            "labels": claim.labels}), 0o644)
         self._all()[pod_id] = claim
         return str(hosts)
 
@@ -132,15 +133,6 @@ class ClaimStore:
         self._all().pop(pod_id, None)
         (self.claims / pod_id).unlink(missing_ok=True)
         (self.hosts / pod_id).unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 class WarmPool:

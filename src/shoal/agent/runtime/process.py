@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shoal.agent.runtime import labels as labels_
-from shoal.agent.runtime.crilog import format_timestamp, parse_time, read_log
+from shoal.agent.runtime.crilog import read_log
 from shoal.agent.runtime.demo_image import DEMO_REPOSITORY, busybox_path, is_demo_image
 from shoal.agent.runtime.driver import (
     ContainerSpec,
@@ -65,6 +65,7 @@ from shoal.agent.runtime.driver import (
 from shoal.agent.runtime.execsession import ExecTimeoutError, SubprocessExecSession, run_to_completion
 from shoal.agent.runtime.process_state import ContainerRecord, StateDir, new_id, read_json, write_json
 from shoal.agent.runtime.process_stats import group_members, group_usage
+from shoal.kube.times import format_nano, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class ProcessDriver:
         data = {
             "id": sandbox_id, "pod_uid": spec.pod_uid, "name": spec.name, "namespace": spec.namespace,
             "hostname": spec.hostname, "labels": {**spec.labels, labels_.MANAGED: "true"},
-            "created_at": format_timestamp(),
+            "created_at": format_nano(),
         }
         write_json(directory / "sandbox.json", data)
         return _sandbox_status(data)
@@ -162,7 +163,7 @@ class ProcessDriver:
             "id": container_id, "sandbox_id": sandbox_id, "name": spec.name, "image": spec.image,
             "image_id": await self.ensure_image(spec.image, "IfNotPresent"),
             "labels": {**spec.labels, labels_.MANAGED: "true", labels_.CONTAINER_NAME: spec.name},
-            "created_at": format_timestamp(),
+            "created_at": format_nano(),
         })
         return container_id
 

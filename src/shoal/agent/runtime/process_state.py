@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.agent.runtime.crilog import parse_time
 from shoal.agent.runtime.driver import ContainerStatus, NotFoundError, State
+from shoal.kube.files import atomic_write_json
+from shoal.kube.times import parse_time
 
 #: Exit code reported when the supervisor vanished without recording how the command ended.
 LOST_EXIT_CODE = 255
@@ -40,9 +40,8 @@ def new_id() -> str:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    """Driver state is rebuilt from the runtime on restart: atomic, but without fsync."""
+    atomic_write_json(path, data, 0o644, fsync=False)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

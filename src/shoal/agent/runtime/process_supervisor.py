@@ -1,5 +1,9 @@
 """Per-container supervisor of the process driver (stdlib only; run as a script).
 
+It runs as ``python -I`` (isolated: no site packages, no ``PYTHONPATH``), so it cannot import
+Shoal: its RFC 3339 stamp and atomic JSON write are the standalone twins of
+:func:`shoal.kube.times.format_nano` and :func:`shoal.kube.files.atomic_write_json`.
+
 ``python -I process_supervisor.py <container dir>`` is started by the process driver in a new
 session.  It forks once more and the parent exits at once, so the driver reaps it immediately
 and the real supervisor lives on — reparented, in its own session — across agent restarts.

@@ -28,14 +28,13 @@ from shoal.client import resources
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
 from shoal.client.rest import ApiClient
-from shoal.controllers import conditions, ownership
+from shoal.controllers import ownership
 from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.conditions import Wall
 from shoal.controllers.deployment.recreate import rollout_recreate
 from shoal.controllers.deployment.rolling import rollout_rolling
 from shoal.controllers.deployment.sync import Executor
-from shoal.controllers.workqueue import Clock
 from shoal.kube import objects, selectors
+from shoal.kube.clock import Clock, WallTime, utcnow
 from shoal.kube.objects import Obj, OwnerReference
 from shoal.kube.objects import meta as _meta
 from shoal.kube.objects import spec as _spec
@@ -48,7 +47,7 @@ class DeploymentController(Controller):
     """See the module docstring."""
 
     def __init__(self, client: ApiClient, informers: InformerFactory, *, clock: Clock | None = None,
-                 wall: Wall = conditions.system_wall) -> None:
+                 wall: WallTime = utcnow) -> None:
         super().__init__("deployment", clock=clock)
         self.client = client
         self.executor = Executor(client, EventRecorder(client, "deployment-controller", clock=wall), wall)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from shoal.controllers import conditions
 from shoal.controllers.conditions import get_condition, new_condition, set_condition
 from shoal.controllers.deployment import replicas as r
+from shoal.kube import times
 from shoal.kube.objects import Obj
 from shoal.kube.objects import status as _status
 
@@ -128,7 +129,7 @@ def deployment_progressing(d: Obj, status: Obj) -> bool:
 
 
 def _deadline(d: Obj, condition: Obj) -> datetime | None:
-    since = conditions.parse_time(condition.get("lastUpdateTime"))
+    since = times.parse_time(condition.get("lastUpdateTime"))
     seconds = (d.get("spec") or {}).get("progressDeadlineSeconds")
     if since is None or not isinstance(seconds, int):
         return None

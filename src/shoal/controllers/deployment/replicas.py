@@ -23,11 +23,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from shoal.controllers.conditions import parse_time
 from shoal.controllers.deployment import template
 from shoal.kube.objects import Obj
 from shoal.kube.objects import meta as _meta
 from shoal.kube.objects import spec as _spec
+from shoal.kube.times import parse_time
 
 __all__ = [
     "DESIRED_REPLICAS",

@@ -37,12 +37,13 @@ from shoal.client.errors import (
 from shoal.client.events import NORMAL, WARNING, EventRecorder
 from shoal.client.rest import JSON_PATCH, ApiClient
 from shoal.controllers import ownership
-from shoal.controllers.conditions import Wall, get_condition, new_condition, set_condition
+from shoal.controllers.conditions import get_condition, new_condition, set_condition
 from shoal.controllers.deployment import annotations as ann
 from shoal.controllers.deployment import progress
 from shoal.controllers.deployment import replicas as r
 from shoal.controllers.deployment.template import HASH_LABEL, compute_hash, equal_ignore_hash
 from shoal.kube import objects
+from shoal.kube.clock import WallTime
 from shoal.kube.objects import Obj
 
 __all__ = ["Executor"]
@@ -57,7 +58,7 @@ def _replace(target: Obj, answer: Obj) -> None:
 class Executor:
     """The writes of one Deployment controller (see the module docstring)."""
 
-    def __init__(self, client: ApiClient, recorder: EventRecorder, wall: Wall) -> None:
+    def __init__(self, client: ApiClient, recorder: EventRecorder, wall: WallTime) -> None:
         self.client = client
         self.recorder = recorder
         self.wall = wall
