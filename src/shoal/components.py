@@ -72,7 +72,7 @@ async def run_controllers(kubeconfig: Path, stop: asyncio.Event, cluster_cidr: s
 
 
 async def run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
-    from shoal.controllers.leaderelection import LeaseLeadership, server_identity
+    from shoal.client.leaderelection import LeaseLeadership, server_identity
     from shoal.scheduler.scheduler import Scheduler
 
     async with _client(kubeconfig) as client:

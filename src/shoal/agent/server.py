@@ -58,7 +58,6 @@ from shoal.agent.runtime.driver import (
     RuntimeDriverError,
     State,
 )
-from shoal.api.bodies import json_response
 from shoal.kube import errors, remotecommand
 
 log = logging.getLogger(__name__)
@@ -221,7 +220,7 @@ class AgentServer:
             container_id = await self._container(params["namespace"], params["pod"], params["container"],
                                                  options.previous, running=False)
         except errors.ApiError as exc:
-            return json_response(exc.to_status(), exc.code)
+            return remotecommand.status_response(exc)
         lines = self.driver.logs(container_id, follow=options.follow, tail=options.tail_lines,
                                  timestamps=options.timestamps, since=options.since(datetime.now(UTC)))
         return StreamingResponse(_limited(lines, options.limit_bytes), media_type="text/plain")
@@ -237,9 +236,9 @@ class AgentServer:
         try:
             await self._exec_target(request.path_params, request.query_params)
         except errors.ApiError as exc:
-            return json_response(exc.to_status(), exc.code)
+            return remotecommand.status_response(exc)
         error = errors.bad_request("Upgrade request required")
-        return json_response(error.to_status(), error.code)
+        return remotecommand.status_response(error)
 
     async def _exec_websocket(self, ws: WebSocket) -> None:
         try:

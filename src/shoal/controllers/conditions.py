@@ -2,7 +2,7 @@
 
 Time: controllers take a :data:`Wall` (``() -> datetime`` in UTC, injected so tests control
 it) for everything written into objects or compared with timestamps read from them; the work
-queue's monotonic :class:`~shoal.controllers.workqueue.Clock` only schedules requeues.
+queue's monotonic :class:`~shoal.client.workqueue.Clock` only schedules requeues.
 Kubernetes ``metav1.Time`` has whole seconds (:func:`stamp`), ``MicroTime`` microseconds
 (:func:`micro_stamp`); :func:`parse_time` reads both.
 

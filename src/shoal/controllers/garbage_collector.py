@@ -33,11 +33,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from shoal.client import resources
+from shoal.client.controller import Controller
 from shoal.client.errors import ConflictError, NotFoundError
 from shoal.client.informer import EventHandler, Informer, InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient, PropagationPolicy
-from shoal.controllers.base import Controller
 from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 from shoal.kube.objects import meta as _meta

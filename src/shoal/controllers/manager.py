@@ -11,12 +11,12 @@ Seams:
 
 * **Leader election** - :class:`Leadership` decides when a term runs.  :class:`AlwaysLeader`
   runs one term for as long as ``stop`` is unset.  The Lease-based elector
-  (:class:`~shoal.controllers.leaderelection.LeaseLeadership`) acquires the Lease, calls
+  (:class:`~shoal.client.leaderelection.LeaseLeadership`) acquires the Lease, calls
   ``term(leading)`` with an event it sets when ``stop`` is set *or* the lease is lost, and
   loops.  Without an explicit ``leadership``, a manager of the standard :data:`CONTROLLERS`
   (``shoal server``) competes for the Lease ``kube-system/shoal-controller-manager`` (so
   several servers on one store run one set of controllers) under
-  :func:`~shoal.controllers.leaderelection.server_identity` (a restarted server takes its
+  :func:`~shoal.client.leaderelection.server_identity` (a restarted server takes its
   own Lease back at once), while a manager given its own ``controllers`` table (tests,
   tools) is always the leader.
 * **Which controllers** - :data:`CONTROLLERS` maps a name to a factory taking a
@@ -32,11 +32,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from shoal.client import leaderelection
+from shoal.client.controller import Controller
 from shoal.client.informer import InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
-from shoal.controllers import garbage_collector, leaderelection, namespace, nodeipam, replicaset
-from shoal.controllers.base import Controller
+from shoal.controllers import garbage_collector, namespace, nodeipam, replicaset
 from shoal.controllers.deployment import DeploymentController
 from shoal.kube.clock import Clock, MonotonicClock
 

@@ -15,7 +15,7 @@ and keep the object while ``spec.finalizers`` holds ``kubernetes``.  For such a 
    ``/api/v1/namespaces/{name}/finalize``; the server then deletes it.
 
 Objects that are still there (graceful pod termination, finalizers) make it poll with
-:class:`~shoal.controllers.base.RequeueAfter` (``recheck_interval``); failed deletes raise,
+:class:`~shoal.client.controller.RequeueAfter` (``recheck_interval``); failed deletes raise,
 which requeues with backoff.  A resource type the server does not serve (404 on list) is
 skipped.  Handlers enqueue the namespace name only when it has a ``deletionTimestamp``.
 """
@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.client import resources
+from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.errors import ApiClientError, ConflictError, NotFoundError
 from shoal.client.informer import EventHandler, InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
-from shoal.controllers.base import Controller, RequeueAfter
 from shoal.kube.clock import Clock, WallTime, utcnow
 from shoal.kube.objects import Obj
 from shoal.kube.times import format_time

@@ -24,11 +24,11 @@ import logging
 from collections.abc import Iterable
 
 from shoal.client import resources
+from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.errors import ConflictError, InvalidError, NotFoundError, make_status
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key
 from shoal.client.rest import JSON_PATCH, ApiClient
-from shoal.controllers.base import Controller, RequeueAfter
 from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 

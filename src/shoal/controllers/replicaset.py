@@ -5,7 +5,7 @@ Level-triggered (Kubernetes ``pkg/controller/replicaset``).  ``reconcile("ns/nam
 1. claims the namespace's *active* pods (not Succeeded/Failed, no ``deletionTimestamp``) with
    :class:`~shoal.controllers.ownership.Claimer`: matching orphans are adopted, owned pods that
    stopped matching are released;
-2. if the RS's :class:`~shoal.controllers.expectations.Expectations` are satisfied (the cache
+2. if the RS's :class:`~shoal.client.expectations.Expectations` are satisfied (the cache
    has seen every create/delete of the previous pass) and the RS is not being deleted, makes
    the difference: missing pods are created from the template (``generateName: <rs>-``, the
    template's labels, annotations and finalizers, a controller reference) in slow-start
@@ -32,13 +32,13 @@ from datetime import datetime
 from typing import Any
 
 from shoal.client import resources
+from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.errors import ApiClientError, ConflictError, ForbiddenError, NotFoundError
 from shoal.client.events import NORMAL, WARNING, EventRecorder
+from shoal.client.expectations import Expectations
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
 from shoal.client.rest import ApiClient
 from shoal.controllers import conditions, ownership
-from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.expectations import Expectations
 from shoal.kube import objects, selectors, times
 from shoal.kube.clock import Clock, WallTime, utcnow
 from shoal.kube.objects import Obj, OwnerReference

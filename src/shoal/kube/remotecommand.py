@@ -233,6 +233,11 @@ def status_frame(status: dict[str, Any]) -> bytes:
     return encode(ERROR, orjson.dumps(status))
 
 
+def status_response(error: errors.ApiError) -> Response:
+    """``error`` as an HTTP response with its ``Status`` body."""
+    return Response(orjson.dumps(error.to_status()), status_code=error.code, media_type="application/json")
+
+
 async def deny(scope: Scope, receive: Receive, send: Send, error: errors.ApiError) -> None:
     """Answer an HTTP request, or refuse a WebSocket upgrade, with ``error`` as a Status body.
 
@@ -242,5 +247,4 @@ async def deny(scope: Scope, receive: Receive, send: Send, error: errors.ApiErro
     if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": 1008, "reason": error.message[:120]})
         return
-    response = Response(orjson.dumps(error.to_status()), status_code=error.code, media_type="application/json")
-    await response(scope, receive, send)
+    await status_response(error)(scope, receive, send)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from shoal.client import resources
+from shoal.client.leaderelection import LeaseLeadership
 from shoal.client.rest import ApiClient
-from shoal.controllers.leaderelection import LeaseLeadership
 from shoal.controllers.manager import CONTROLLERS, ControllerManager
 from tests.integration.controllers.helpers import eventually
 

@@ -7,10 +7,10 @@ import socket
 
 import pytest
 
+from shoal.client.leaderelection import LeaseLeadership
 from shoal.client.resources import DEPLOYMENTS
 from shoal.client.rest import ApiClient
 from shoal.controllers import ownership
-from shoal.controllers.leaderelection import LeaseLeadership
 from shoal.controllers.manager import CONTROLLERS, AlwaysLeader, ControllerManager
 from shoal.controllers.nodeipam import CidrExhaustedError, first_free, node_cidrs
 from shoal.kube import objects, selectors

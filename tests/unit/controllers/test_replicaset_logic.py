@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.client.errors import ApiClientError, ServerError, make_status
+from shoal.client.expectations import Expectations
 from shoal.controllers import conditions
-from shoal.controllers.expectations import Expectations
 from shoal.controllers.replicaset import (
     calculate_status,
     deletion_order,

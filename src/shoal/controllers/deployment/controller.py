@@ -15,7 +15,7 @@ belongs to a Recreate Deployment that Deployment (Recreate waits for old pods to
    scaling event (some active RS annotated for another ``replicas``), is only resized
    (:meth:`~shoal.controllers.deployment.sync.Executor.sync`);
 5. otherwise roll out with the strategy (:mod:`.rolling` or :mod:`.recreate`).  A stalled
-   rollout is requeued at its progress deadline (:class:`~shoal.controllers.base.RequeueAfter`).
+   rollout is requeued at its progress deadline (:class:`~shoal.client.controller.RequeueAfter`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import logging
 from typing import Any
 
 from shoal.client import resources
+from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
 from shoal.client.rest import ApiClient
 from shoal.controllers import ownership
-from shoal.controllers.base import Controller, RequeueAfter
 from shoal.controllers.deployment.recreate import rollout_recreate
 from shoal.controllers.deployment.rolling import rollout_rolling
 from shoal.controllers.deployment.sync import Executor

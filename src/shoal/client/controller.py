@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 
 from shoal.client.errors import ConflictError
 from shoal.client.informer import Informer, wait_for_sync
-from shoal.controllers.workqueue import RateLimiter, ShutDownError, WorkQueue
+from shoal.client.workqueue import RateLimiter, ShutDownError, WorkQueue
 from shoal.kube.clock import Clock, MonotonicClock
 
 __all__ = ["Controller", "RequeueAfter"]

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from shoal.controllers.workqueue import (
+from shoal.client.workqueue import (
     BucketRateLimiter,
     ItemExponentialRateLimiter,
     MaxOfRateLimiter,

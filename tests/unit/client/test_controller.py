@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
+from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.errors import error_from_status
 from shoal.client.informer import Informer
 from shoal.client.resources import PODS
 from shoal.client.rest import ApiClient
-from shoal.controllers.base import Controller, RequeueAfter
 from shoal.kube.clock import FakeClock
 
 
@@ -61,7 +61,7 @@ async def test_an_exception_is_logged_and_requeued_with_growing_backoff(
     clock = FakeClock()
     controller = Recorder(clock, {"k": [RuntimeError("api down"), RuntimeError("api down"), None]})
     controller.enqueue("k")
-    with caplog.at_level(logging.ERROR, logger="shoal.controllers.base"):
+    with caplog.at_level(logging.ERROR, logger="shoal.client.controller"):
         await controller.process(await controller.queue.get())
     assert "api down" in caplog.text and "'k'" in caplog.text
     assert controller.failures == 1
@@ -130,7 +130,7 @@ async def test_a_lost_write_race_is_requeued_with_a_one_line_log(caplog: pytest.
                                        "message": 'configmaps "a" has been modified'})
     controller = Recorder(clock, {"k": [conflict, None]})
     controller.enqueue("k")
-    with caplog.at_level(logging.INFO, logger="shoal.controllers.base"):
+    with caplog.at_level(logging.INFO, logger="shoal.client.controller"):
         await controller.process(await controller.queue.get())
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "has been modified" in caplog.text and caplog.records[0].exc_info is None
