@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ssl
 import statistics
 import subprocess
@@ -69,15 +70,15 @@ async def api_latency(server: ShoalProcess, count: int) -> dict[str, list[float]
     async with httpx.AsyncClient(verify=tls, headers=headers, timeout=30) as client:
         for index in range(count):
             body = orjson.dumps(configmap(index))
-            samples["create"].append(await timed(lambda body=body: _expect(client.post(base, content=body), 201)))
+            samples["create"].append(await timed(functools.partial(_post, client, base, body)))
         for index in range(count):
             url = f"{base}/bench-{index:05d}"
-            samples["get"].append(await timed(lambda url=url: _expect(client.get(url), 200)))
+            samples["get"].append(await timed(functools.partial(_get, client, url)))
         for _ in range(20):
             async def full_list() -> None:
                 token = ""
                 while True:
-                    params = {"limit": 500, **({"continue": token} if token else {})}
+                    params: dict[str, str | int] = {"limit": 500, **({"continue": token} if token else {})}
                     response = await _checked(client.get(base, params=params), 200)
                     token = response.json()["metadata"].get("continue", "")
                     if not token:
@@ -93,8 +94,12 @@ async def _checked(request: Awaitable[httpx.Response], code: int) -> httpx.Respo
     return response
 
 
-async def _expect(request: Awaitable[httpx.Response], code: int) -> None:
-    await _checked(request, code)
+async def _post(client: httpx.AsyncClient, url: str, body: bytes) -> None:
+    await _checked(client.post(url, content=body), 201)
+
+
+async def _get(client: httpx.AsyncClient, url: str) -> None:
+    await _checked(client.get(url), 200)
 
 
 async def store_latency(datastore: str, data_dir: Path, count: int) -> dict[str, list[float]]:
@@ -105,10 +110,9 @@ async def store_latency(datastore: str, data_dir: Path, count: int) -> dict[str,
     try:
         for index in range(count):
             value = orjson.dumps(configmap(index))
-            samples["create"].append(await timed(lambda index=index, value=value: store.create(
-                f"{prefix}bench-{index:05d}", value)))
+            samples["create"].append(await timed(functools.partial(store.create, f"{prefix}bench-{index:05d}", value)))
         for index in range(count):
-            samples["get"].append(await timed(lambda index=index: store.get(f"{prefix}bench-{index:05d}")))
+            samples["get"].append(await timed(functools.partial(store.get, f"{prefix}bench-{index:05d}")))
         for _ in range(20):
             async def full_list() -> None:
                 start = None

@@ -19,7 +19,7 @@ Objects are plain JSON ``dict`` s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -112,7 +112,7 @@ class Registry:
     def by_kind(self, api_version: str, kind: str) -> ResourceKind | None:
         return self._by_kind.get((api_version, kind))
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[ResourceKind]:
         return iter(self._by_plural.values())
 
     def group_versions(self) -> list[tuple[str, str]]:

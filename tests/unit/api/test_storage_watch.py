@@ -5,16 +5,18 @@ their own ADDED/DELETED translation."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 from shoal.api.storage import ObjectStorage, WatchEvent
 from shoal.resources.kinds import build_registry
+from shoal.resources.registry import ResourceKind
 from shoal.security.encryption import SecretBox
 from shoal.store.sqlite import SqliteStore
 
-PODS = build_registry().lookup("", "v1", "pods")
-assert PODS is not None
+_pods = build_registry().lookup("", "v1", "pods")
+assert _pods is not None
+PODS: ResourceKind = _pods
 
 
 def pod(name: str, phase: str) -> dict[str, object]:
@@ -32,6 +34,11 @@ async def storage(tmp_path: Path) -> AsyncIterator[ObjectStorage]:
         yield objects
     finally:
         await store.close()
+
+
+async def aclose(stream: AsyncIterator[WatchEvent]) -> None:
+    assert isinstance(stream, AsyncGenerator)
+    await stream.aclose()
 
 
 async def next_events(stream: AsyncIterator[WatchEvent], count: int) -> list[WatchEvent]:
@@ -52,8 +59,8 @@ async def test_watches_of_one_change_share_its_event(tmp_path: Path) -> None:
             assert a is b  # one event (and one decoded object) for both watches
         assert seen_first[1].object["status"] == {"phase": "Running"}
         assert seen_first[1].object["metadata"]["resourceVersion"] == str(seen_first[1].revision)
-        await first.aclose()
-        await second.aclose()
+        await aclose(first)
+        await aclose(second)
 
 
 async def test_a_filtered_watch_gets_its_own_event_type(tmp_path: Path) -> None:
@@ -69,5 +76,5 @@ async def test_a_filtered_watch_gets_its_own_event_type(tmp_path: Path) -> None:
         (entered,) = await next_events(running, 1)
         assert entered.type == "ADDED" and plain[1].type == "MODIFIED"  # same change, two types
         assert entered.object is plain[1].object  # decoded once
-        await running.aclose()
-        await everything.aclose()
+        await aclose(running)
+        await aclose(everything)
