@@ -9,6 +9,17 @@ import pytest
 from shoal.client.rest import ApiClient
 from tests.support.server import ShoalProcess, connected
 
+_TIERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier (the folder under tests/), so ``-m unit`` is the quick loop."""
+    for item in items:
+        parts = item.path.relative_to(item.config.rootpath).parts
+        tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        if tier in _TIERS:
+            item.add_marker(_TIERS[tier])
+
 
 @pytest.fixture(scope="session")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:

@@ -9,7 +9,8 @@ pure functions supplied by the kind's module under ``shoal.resources.kinds``:
 * ``validate(obj, old)`` returns :class:`~shoal.kube.errors.FieldError` s for semantic
   problems (required fields, ranges, immutable fields when ``old`` is given).  Type and
   unknown-field checks are done generically from the OpenAPI schema, not here.
-* ``table(objs, now)`` builds the server-side Table rows (the columns Kubernetes prints).
+* ``row(obj, now)`` gives one server-side Table row (the cells of ``columns``, the columns
+  Kubernetes prints).
 * ``fields(obj)`` returns the field-selector values the kind supports beyond
   ``metadata.name`` / ``metadata.namespace`` (e.g. ``status.phase``, ``spec.nodeName``).
 
@@ -20,7 +21,7 @@ Objects are plain JSON ``dict`` s.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -77,8 +78,6 @@ class ResourceKind:
     fields: Callable[[Obj], dict[str, str]] = _no_fields
     #: For kinds with a scale subresource: where replicas and the selector live.
     scale_replicas_path: tuple[str, ...] = ("spec", "replicas")
-    #: Top-level keys that are not "spec" for generation purposes (besides metadata/status).
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def group_version(self) -> str:
