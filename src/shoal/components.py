@@ -1,17 +1,28 @@
-"""The components ``shoal server`` runs beside the API, each as an ordinary API client.
+"""The catalogue of Shoal's components: what ``shoal server`` and ``shoal agent`` run.
 
-Every component gets its own :class:`~shoal.client.rest.ApiClient` built from the admin
-kubeconfig and talks to the API over HTTPS only — no shared state with the API process, so
-each could run in a process of its own.  Controllers and the scheduler are leader-elected
-through Lease objects in ``kube-system`` (``shoal-controller-manager``, ``kube-scheduler``),
-so when several servers share one etcd exactly one of each is active.  The node agent runs
-on every server unless disabled.  Each ``run_*`` returns when ``stop`` is set; an exception
-ends the server.
+Each function here returns a :class:`~shoal.runner.Component` for the component runner
+(:mod:`shoal.runner`): :func:`controllers` and :func:`scheduler` run in ``shoal server``;
+:func:`node_components` is what every node runs — the node agent today, the service proxy and
+cluster DNS once they exist — in ``shoal agent`` and in the all-in-one ``shoal server`` alike,
+so a node component is added here once and runs in both.
+
+Contract and invariants
+-----------------------
+* Every component builds its own :class:`~shoal.client.rest.ApiClient` with ``connect`` when it
+  starts and closes it when it ends, and talks to the API over HTTPS only — no shared state
+  with the API process, so each could run in a process of its own.
+* Controllers and the scheduler are leader-elected through Lease objects in ``kube-system``
+  (``shoal-controller-manager``, ``kube-scheduler``), so when several servers share one etcd
+  exactly one of each is active.
+* A component's ``run`` returns when ``stop`` is set; an exception ends the process (the
+  runner stops the other components and re-raises it).
+* Component packages are imported when a component starts, not when the catalogue is imported:
+  ``shoal server`` turns ready before the controllers, the scheduler or the agent are loaded.
 
 :func:`freeze_heap`, run when ``shoal server`` turns ready and again :data:`HEAP_SETTLE_SECONDS`
-later (and that once by ``shoal agent``), keeps Python's full garbage collections short: measured in the server during
-the pod-start benchmark, one took 30-56 ms before (a pause every request and pod start in
-flight waits out), 7-12 ms once the heap was frozen.
+later (and that once by ``shoal agent``), keeps Python's full garbage collections short: measured
+in the server during the pod-start benchmark, one took 30-56 ms before (a pause every request and
+pod start in flight waits out), 7-12 ms once the heap was frozen.
 """
 
 from __future__ import annotations
@@ -19,15 +30,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
-import shutil
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoal.client.rest import ApiClient
+from shoal.runner import Component, FunctionComponent
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from shoal.agent.config import AgentConfig
+
+__all__ = ["HEAP_SETTLE_SECONDS", "SCHEDULER_LEASE", "Connect", "controllers", "freeze_heap",
+           "kubeconfig_client", "node_agent", "node_components", "scheduler"]
+
+#: Builds the API client of one component (each component has its own).
+Connect = Callable[[], ApiClient]
 
 SCHEDULER_LEASE = "kube-scheduler"
 #: Seconds after start-up (the components have started and imported what they use) before
@@ -48,43 +65,55 @@ def freeze_heap(*, collect: bool = True) -> None:
     gc.freeze()
 
 
-def default_runtime() -> str:
-    if shutil.which("podman"):
-        return "podman"
-    log.warning("podman is not installed: using the UNSAFE process runtime (no isolation)")
-    return "process"
+def kubeconfig_client(kubeconfig: Path) -> Connect:
+    """``connect`` for components of ``shoal server``: a client with the admin kubeconfig."""
+    return lambda: ApiClient.from_kubeconfig(kubeconfig)
 
 
 @contextlib.asynccontextmanager
-async def _client(kubeconfig: Path) -> AsyncIterator[ApiClient]:
-    client = ApiClient.from_kubeconfig(kubeconfig)
+async def _client(connect: Connect) -> AsyncIterator[ApiClient]:
+    client = connect()
     try:
         yield client
     finally:
         await client.close()
 
 
-async def run_controllers(kubeconfig: Path, stop: asyncio.Event, cluster_cidr: str) -> None:
-    from shoal.controllers.manager import ControllerManager
+def controllers(connect: Connect, cluster_cidr: str) -> Component:
+    """The controller manager (leader-elected); nodes get their podCIDR from ``cluster_cidr``."""
+    async def run(stop: asyncio.Event) -> None:
+        from shoal.controllers.manager import ControllerManager
 
-    async with _client(kubeconfig) as client:
-        await ControllerManager(client, cluster_cidr=cluster_cidr).run(stop)
+        async with _client(connect) as client:
+            await ControllerManager(client, cluster_cidr=cluster_cidr).run(stop)
 
-
-async def run_scheduler(kubeconfig: Path, stop: asyncio.Event) -> None:
-    from shoal.client.leaderelection import LeaseLeadership, server_identity
-    from shoal.scheduler.scheduler import Scheduler
-
-    async with _client(kubeconfig) as client:
-        leadership = LeaseLeadership(client, SCHEDULER_LEASE, server_identity(client))
-        await leadership.run_while_leader(stop, Scheduler(client).run)
+    return FunctionComponent("controllers", run)
 
 
-async def run_node_agent(kubeconfig: Path, stop: asyncio.Event, *, node_name: str, data_dir: Path,
-                         runtime: str, node_ip: str, kubelet_port: int, ca_pem: bytes) -> None:
-    from shoal.agent.agent import run_agent
+def scheduler(connect: Connect) -> Component:
+    """The scheduler, active while it holds the :data:`SCHEDULER_LEASE` Lease."""
+    async def run(stop: asyncio.Event) -> None:
+        from shoal.client.leaderelection import LeaseLeadership, server_identity
+        from shoal.scheduler.scheduler import Scheduler
 
-    async with _client(kubeconfig) as client:
-        await run_agent(node_name=node_name or socket.gethostname(), data_dir=data_dir, stop=stop,
-                        client=client, driver=runtime, node_ip=node_ip, kubelet_port=kubelet_port,
-                        control_plane=True, ca_pem=ca_pem)
+        async with _client(connect) as client:
+            leadership = LeaseLeadership(client, SCHEDULER_LEASE, server_identity(client))
+            await leadership.run_while_leader(stop, Scheduler(client).run)
+
+    return FunctionComponent("scheduler", run)
+
+
+def node_agent(config: AgentConfig, connect: Connect) -> Component:
+    """The node agent (kubelet) for ``config``, with its runtime driver and kubelet API."""
+    async def run(stop: asyncio.Event) -> None:
+        from shoal.agent.agent import run_agent
+
+        async with _client(connect) as client:
+            await run_agent(config, client, stop)
+
+    return FunctionComponent("agent", run)
+
+
+def node_components(config: AgentConfig, connect: Connect) -> list[Component]:
+    """What every node runs, in ``shoal agent`` and in ``shoal server``: the node agent."""
+    return [node_agent(config, connect)]

@@ -7,32 +7,36 @@ Start-up order, each step gated on the one before (STYLE.md §5, the k3s orderin
 3. the HTTPS API server (uvicorn) on ``bind:port``; the kinds' registry, discovery, OpenAPI;
 4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease);
 5. ``DIR/kubeconfig.yaml`` with the admin credential, then ``/readyz`` turns 200;
-6. the components of :mod:`shoal.components` (unless disabled with ``--disable``): the
-   controllers and the scheduler (leader-elected), and the node agent with its runtime
-   (podman, else the unsafe process runtime) — each talks to the API over HTTPS like any
-   other client.  The store compactor keeps ``--compact-interval`` seconds of history.
+6. the components, through the component runner (:mod:`shoal.runner`): ``api`` (a watch on
+   the HTTP server: it ending on its own is a crash), the store compactor (keeps
+   ``--compact-interval`` seconds of history), then those of the catalogue
+   (:mod:`shoal.components`) unless disabled with ``--disable``: the controllers and the
+   scheduler (leader-elected) and the node's components — the node agent with its runtime
+   (podman, else the unsafe process runtime).  Each talks to the API over HTTPS like any
+   other client.
 
-A crash in any component stops the others and the process exits non-zero; SIGINT/SIGTERM
-shut everything down cleanly.
+A crash in any component stops the others and the process exits non-zero.  SIGINT/SIGTERM
+(the runner's handlers, not uvicorn's) stop the components first — they release their leases
+through the API — and the HTTP server after them; a second signal stops at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import uvicorn
 
-from shoal import components
+from shoal import components, runner
+from shoal.agent.config import AgentConfig
 from shoal.api.app import ApiServer
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
@@ -50,7 +54,6 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 COMPONENTS = frozenset({"agent", "proxy", "controllers", "scheduler"})
-STOP_GRACE = 5.0
 
 
 def default_data_dir() -> Path:
@@ -114,61 +117,46 @@ class Server:
             timeout_graceful_shutdown=2, access_log=False,
         )
         http = _HttpServer(uv_config)
-        serving = asyncio.create_task(http.serve(), name="api-server")
-        try:
-            while not http.started:
-                if serving.done():
-                    await serving  # surfaces the bind error
-                    raise RuntimeError("API server stopped during start-up")
-                await asyncio.sleep(0.005)
-            await self._bootstrap(api)
-            write_kubeconfig(cfg.data_dir / "kubeconfig.yaml", cfg.url, pki.ca_pem, token)
-            api.ready = True
-            self.started.set()
-            components.freeze_heap(collect=False)
-            asyncio.get_running_loop().call_later(components.HEAP_SETTLE_SECONDS, components.freeze_heap)
-            log.warning("shoal server ready on %s in %.0f ms (kubeconfig: %s)", cfg.url,
-                        (time.perf_counter() - began) * 1000, cfg.data_dir / "kubeconfig.yaml")
-            async with asyncio.TaskGroup() as group:
-                stop = asyncio.Event()
-                group.create_task(run_compactor(storage.store, cfg.compact_interval), name="compactor")
-                tasks = [group.create_task(component, name=name)
-                         for name, component in self._components(stop, pki.ca_pem)]
-                # On SIGINT/SIGTERM stop the components first (they release their leases through
-                # the API), then the HTTP server; anything still running after the grace is cancelled.
-                requested = asyncio.create_task(http.exit_requested.wait())
-                await asyncio.wait([serving, requested], return_when=asyncio.FIRST_COMPLETED)
-                requested.cancel()
-                stop.set()
-                if tasks:
-                    _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
-                    for task in late:
-                        log.warning("component %s did not stop within %.0fs; cancelling it",
-                                    task.get_name(), STOP_GRACE)
-                raise _Stopped()
-        except* _Stopped:
-            pass
-        finally:
-            http.should_exit = True
-            if not serving.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await serving
+        stop = asyncio.Event()
+        with runner.stop_on_signals(stop):
+            serving = asyncio.create_task(http.serve(), name="api-server")
+            try:
+                while not http.started:
+                    if serving.done():
+                        await serving  # surfaces the bind error
+                        raise RuntimeError("API server stopped during start-up")
+                    await asyncio.sleep(0.005)
+                await self._bootstrap(api)
+                write_kubeconfig(cfg.data_dir / "kubeconfig.yaml", cfg.url, pki.ca_pem, token)
+                api.ready = True
+                self.started.set()
+                components.freeze_heap(collect=False)
+                asyncio.get_running_loop().call_later(components.HEAP_SETTLE_SECONDS, components.freeze_heap)
+                log.warning("shoal server ready on %s in %.0f ms (kubeconfig: %s)", cfg.url,
+                            (time.perf_counter() - began) * 1000, cfg.data_dir / "kubeconfig.yaml")
 
-    def _components(self, stop: asyncio.Event, ca_pem: bytes) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+                async def compact(stop: asyncio.Event) -> None:
+                    await runner.cancel_on_stop(run_compactor(storage.store, cfg.compact_interval), stop)
+
+                await runner.run_components(
+                    [runner.FunctionComponent("api", functools.partial(_watch_http, serving)),
+                     runner.FunctionComponent("compactor", compact), *self._components(pki.ca_pem)],
+                    stop, disable=cfg.disable)
+            finally:
+                # Last: the components have stopped (or were cancelled after the runner's grace).
+                http.should_exit = True
+                await asyncio.wait({serving})
+            serving.result()  # a failure of the HTTP server while it stopped
+
+    def _components(self, ca_pem: bytes) -> list[runner.Component]:
+        """The catalogue's components for this server (the runner skips the disabled ones)."""
         cfg = self.config
-        kubeconfig = cfg.data_dir / "kubeconfig.yaml"
-        wanted: list[tuple[str, Coroutine[Any, Any, None]]] = []
-        if "controllers" not in cfg.disable:
-            wanted.append(("controllers", components.run_controllers(kubeconfig, stop, cfg.cluster_cidr)))
-        if "scheduler" not in cfg.disable:
-            wanted.append(("scheduler", components.run_scheduler(kubeconfig, stop)))
-        if "agent" not in cfg.disable:
-            node_ip = cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1"
-            wanted.append(("agent", components.run_node_agent(
-                kubeconfig, stop, node_name=cfg.node_name, data_dir=cfg.data_dir / "agent",
-                runtime=cfg.runtime or components.default_runtime(), node_ip=node_ip,
-                kubelet_port=cfg.kubelet_port, ca_pem=ca_pem)))
-        return wanted
+        connect = components.kubeconfig_client(cfg.data_dir / "kubeconfig.yaml")
+        node = AgentConfig(node_name=cfg.node_name or socket.gethostname(), data_dir=cfg.data_dir / "agent",
+                           runtime=cfg.runtime, node_ip=cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1",
+                           kubelet_port=cfg.kubelet_port, control_plane=True, ca_pem=ca_pem)
+        return [components.controllers(connect, cfg.cluster_cidr), components.scheduler(connect),
+                *components.node_components(node, connect)]
 
     async def _bootstrap(self, api: ApiServer) -> None:
         kind = api.registry.lookup("", "v1", "namespaces")
@@ -182,20 +170,27 @@ class Server:
                     raise
 
 
+class HttpServerExitedError(RuntimeError):
+    """uvicorn returned while the server was meant to run."""
+
+
+async def _watch_http(serving: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """The ``api`` component: returns on ``stop``; the HTTP server ending before is a crash."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not stop.is_set():
+        if not serving.cancelled():
+            serving.result()  # raises what ended it, if anything
+        raise HttpServerExitedError("the HTTP API server stopped on its own")
+
+
 class _HttpServer(uvicorn.Server):
-    """uvicorn, but the first SIGINT/SIGTERM only asks the server to stop its components first."""
+    """uvicorn without its own signal handlers: the runner's (:func:`shoal.runner.stop_on_signals`)
+    stop the components first, and the server then stops uvicorn with ``should_exit``."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.exit_requested = asyncio.Event()
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.exit_requested.is_set():
-            super().handle_exit(sig, frame)  # a second signal: stop now
-            return
-        self._captured_signals.append(sig)  # re-raised by uvicorn once serving has ended
-        self.exit_requested.set()
-
-
-class _Stopped(Exception):
-    """The HTTP server returned (signal or should_exit): stop the other components."""
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

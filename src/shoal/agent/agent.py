@@ -1,12 +1,13 @@
 """The node agent (Shoal's kubelet): composition and start-up order.
 
-:class:`NodeAgent` wires the pieces and runs them until ``stop`` is set:
+:class:`NodeAgent` wires the pieces for one :class:`~shoal.agent.config.AgentConfig` and runs
+them until ``stop`` is set:
 
 1. register the Node (:mod:`.node`) — retried until it works;
 2. renew the node Lease (:mod:`.lease`) and write the Node status, in the background;
-3. when a ``configure_network`` callback is given (podman: the node's bridge network), wait
-   for ``spec.podCIDR`` from the control plane and call it; the Node is not Ready until then,
-   and no pod is started before;
+3. when the driver ``needs_pod_cidr`` (podman: the node's bridge network), wait for
+   ``spec.podCIDR`` from the control plane and hand it to ``driver.configure_network``
+   (retried with back-off); the Node is not Ready until then, and no pod is started before;
 4. watch the pods bound to this node (an Informer with ``fieldSelector spec.nodeName=<node>``);
    every event makes the pod's worker (:mod:`.podworker`) sync it (:mod:`.sync`);
 5. once the cache has synced, adopt what the runtime already runs: every pod uid found in the
@@ -16,24 +17,25 @@
    containers changed state (a crash is noticed within about a second).
 
 Stopping the agent leaves containers running: a restarted agent adopts them.
-:func:`run_agent` builds the client, the driver and the agent from plain arguments for
-``shoal server`` (in-process agent) and ``shoal agent --server URL --token T``.
+:func:`run_agent` builds the driver (:func:`shoal.agent.runtime.make_driver`), the kubelet API
+and the agent from a config and an API client, for the node-agent component of ``shoal
+server`` and ``shoal agent`` (:mod:`shoal.components`); it closes the driver, never the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from shoal.agent import containers as ct
 from shoal.agent import runtime
 from shoal.agent.backoff import Backoff
+from shoal.agent.config import AgentConfig
 from shoal.agent.lease import LeaseRenewer
 from shoal.agent.lookup import make_pod_lookup
 from shoal.agent.node import NodeManager
@@ -51,11 +53,10 @@ from shoal.client.rest import ApiClient
 from shoal.kube.clock import Clock, WallClock, race_sleep
 from shoal.kube.objects import Obj
 
-__all__ = ["NodeAgent", "build_driver", "run_agent"]
+__all__ = ["NodeAgent", "run_agent"]
 
 log = logging.getLogger(__name__)
 
-ConfigureNetwork = Callable[[str], Awaitable[None]]
 
 
 def _uid(pod: Obj) -> str:
@@ -69,25 +70,26 @@ def _desired(pod: Obj) -> tuple[Obj, Obj]:
 
 
 class NodeAgent:
-    def __init__(self, client: ApiClient, driver: RuntimeDriver, *, node_name: str,
-                 data_dir: str | os.PathLike[str], clock: Clock | None = None, node_ip: str = "127.0.0.1",
-                 lease_duration: int = 10, status_interval: float = 10.0, kubelet_port: int = 10250,
-                 configure_network: ConfigureNetwork | None = None, control_plane: bool = False,
-                 labels: dict[str, str] | None = None, backoff_initial: float = 10.0,
-                 backoff_max: float = 300.0, relist_interval: float = 1.0, resync_interval: float = 30.0) -> None:
+    """The agent of one node (see the module docstring); ``clock`` is injected by tests."""
+
+    def __init__(self, client: ApiClient, driver: RuntimeDriver, config: AgentConfig, *,
+                 clock: Clock | None = None) -> None:
         self.client = client
         self.driver = driver
+        self.config = config
+        node_name, node_ip = config.node_name, config.node_ip
         self.node_name = node_name
-        self.data_dir = Path(data_dir)
+        self.data_dir = config.data_dir
         self.clock: Clock = clock or WallClock()
         self.node_ip = node_ip
-        self.configure_network = configure_network
-        self.relist_interval = relist_interval
-        self.node = NodeManager(client, driver, node_name=node_name, node_ip=node_ip, kubelet_port=kubelet_port,
-                                data_dir=self.data_dir, clock=self.clock, status_interval=status_interval,
-                                control_plane=control_plane, labels=labels,
-                                network_required=configure_network is not None)
-        self.lease = LeaseRenewer(client, node_name, duration=lease_duration, clock=self.clock,
+        self.relist_interval = config.relist_interval
+        #: The pod network waits for the podCIDR (read once: the driver's answer at start).
+        self.network_required = driver.needs_pod_cidr
+        self.node = NodeManager(client, driver, node_name=node_name, node_ip=node_ip,
+                                kubelet_port=config.kubelet_port, data_dir=self.data_dir, clock=self.clock,
+                                status_interval=config.status_interval, control_plane=config.control_plane,
+                                labels=dict(config.labels), network_required=self.network_required)
+        self.lease = LeaseRenewer(client, node_name, duration=config.lease_duration, clock=self.clock,
                                   node_uid=lambda: self.node.node_uid)
         self.recorder = EventRecorder(client, "kubelet", node_name,
                                       clock=lambda: datetime.fromtimestamp(self.clock.now(), UTC))
@@ -99,13 +101,14 @@ class NodeAgent:
                                   expected=(VolumeError, RuntimeDriverError, ApiClientError))
         self.probes = ProbeManager(driver, self.clock, on_change=self.workers.update, record=self._record)
         self.volumes = VolumeManager(self.data_dir, node_ip=node_ip)
+        backoff_initial, backoff_max = config.backoff_initial, config.backoff_max
         starter = ct.ContainerStarter(driver, self.clock, self._record, node_ip=node_ip,
                                       image_backoff=Backoff(backoff_initial, backoff_max, self.clock),
                                       allocatable=lambda: self.node.allocatable)
         self.syncer = PodSyncer(client=client, driver=driver, clock=self.clock, probes=self.probes,
                                 volumes=self.volumes, starter=starter, record=self._record, lookup=self.pod,
                                 node_ip=node_ip, crash_backoff=Backoff(backoff_initial, backoff_max, self.clock),
-                                resync_interval=resync_interval)
+                                resync_interval=config.resync_interval)
         self._last_relist: dict[str, frozenset[tuple[str, str]]] = {}
         #: Set once pods are being synced (the node is registered and the pod cache is filled).
         self.started = asyncio.Event()
@@ -176,7 +179,7 @@ class NodeAgent:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.lease.run(stop), name="node-lease")
                 group.create_task(self.node.run(stop), name="node-status")
-                if self.configure_network is not None:
+                if self.network_required:
                     cidr = await self.node.wait_pod_cidr(stop)
                     if not cidr:
                         return
@@ -198,11 +201,10 @@ class NodeAgent:
             await self._flush_events()
 
     async def _configure_network(self, cidr: str, stop: asyncio.Event) -> None:
-        assert self.configure_network is not None
         delay = 0.5
         while not stop.is_set():
             try:
-                await self.configure_network(cidr)
+                await self.driver.configure_network(cidr)
                 self.node.set_network_ready(True)
                 log.info("node %s: pod network %s configured", self.node_name, cidr)
                 return
@@ -242,78 +244,27 @@ class NodeAgent:
             await race_sleep(self.clock, self.relist_interval, stop.wait())
 
 
-#: Started pods the podman driver keeps ready for new pods (see runtime/podman_warm.py).
-WARM_SANDBOXES = 3
+async def run_agent(config: AgentConfig, client: ApiClient, stop: asyncio.Event, *,
+                    on_start: Callable[[NodeAgent], None] | None = None, clock: Clock | None = None) -> None:
+    """Build the driver and a :class:`NodeAgent` for ``config``; run it on ``client`` until ``stop``.
 
-
-def build_driver(kind: str, *, node_name: str, data_dir: str | os.PathLike[str], podman: str = "podman",
-                 podman_root: str | None = None, podman_runroot: str | None = None, netns: str | None = None,
-                 network: str | None = None,
-                 warm_sandboxes: int = WARM_SANDBOXES) -> tuple[RuntimeDriver, ConfigureNetwork | None]:
-    """A runtime driver for this node and its pod-network hook (``None``: no network to set up).
-
-    podman: the node's bridge network ``network`` (default ``shoal-<node>``) gets its subnet from
-    the podCIDR through the hook; every object carries ``shoal.node=<node>``; claims of warm pods
-    live under ``<data_dir>/podman``.  process: state under ``<data_dir>/process-runtime``."""
-    if kind == "podman":
-        from shoal.agent.runtime.podman import PodmanDriver
-
-        podman_driver = PodmanDriver(network or f"shoal-{node_name}", "", podman=podman, root=podman_root,
-                                     runroot=podman_runroot, netns=netns, labels={"shoal.node": node_name},
-                                     state_dir=Path(data_dir) / "podman", warm_sandboxes=warm_sandboxes)
-
-        async def configure(cidr: str) -> None:
-            podman_driver.subnet = cidr
-            await podman_driver.ensure_network()
-
-        return podman_driver, configure
-    if kind == "process":
-        return runtime.make_driver("process", state_dir=Path(data_dir) / "process-runtime"), None
-    raise ValueError(f"unknown runtime driver {kind!r} (expected one of {', '.join(runtime.DRIVER_KINDS)})")
-
-
-async def run_agent(*, node_name: str, data_dir: str | os.PathLike[str], stop: asyncio.Event,
-                    client: ApiClient | None = None, server: str | None = None, token: str | None = None,
-                    ca_file: str | None = None, kubeconfig: str | os.PathLike[str] | None = None,
-                    insecure: bool = False, driver: str = "podman", node_ip: str = "127.0.0.1",
-                    kubelet_port: int = 10250, control_plane: bool = False, podman: str = "podman",
-                    podman_root: str | None = None, podman_runroot: str | None = None, netns: str | None = None,
-                    lease_duration: int = 10, status_interval: float = 10.0,
-                    on_start: Callable[[NodeAgent], None] | None = None, ca_pem: bytes | None = None) -> None:
-    """Build the API client (unless given), the driver and a :class:`NodeAgent`; run it until ``stop``.
-
-    The client comes from ``client``, else ``kubeconfig``, else ``server`` + ``token`` (+ ``ca_file``);
-    a client built here is closed on return.  ``on_start`` receives the agent before it runs.
-    With ``ca_pem`` (the cluster CA) the agent also serves its kubelet API (logs, exec) on
-    ``node_ip:kubelet_port`` (0 = any free port) to clients with a CA-signed certificate."""
-    own_client = client is None
-    if client is None:
-        if kubeconfig is not None:
-            client = ApiClient.from_kubeconfig(kubeconfig)
-        elif server is not None:
-            client = ApiClient(server, token, ca_file=ca_file, insecure=insecure, user_agent="shoal-agent")
-        else:
-            raise ValueError("run_agent needs a client, a kubeconfig or a server URL")
-    await asyncio.to_thread(Path(data_dir).mkdir, parents=True, exist_ok=True)
-    built: RuntimeDriver | None = None
+    ``on_start`` receives the agent before it runs.  With ``config.ca_pem`` (the cluster CA) the
+    agent also serves its kubelet API (logs, exec) on ``node_ip:kubelet_port`` (0 = any free
+    port; the Node then reports the bound one) to clients with a CA-signed certificate.  The
+    driver is closed on return (its pods and containers keep running); ``client`` is the
+    caller's."""
+    await asyncio.to_thread(config.data_dir.mkdir, parents=True, exist_ok=True)
+    driver = runtime.make_driver(config)
     try:
-        built, configure = build_driver(driver, node_name=node_name, data_dir=data_dir, podman=podman,
-                                        podman_root=podman_root, podman_runroot=podman_runroot, netns=netns)
         async with contextlib.AsyncExitStack() as stack:
-            if ca_pem is not None:  # the kubelet API: logs and exec for the API server
-                api = AgentServer(built, pod_lookup=make_pod_lookup(built), bind=node_ip, port=kubelet_port,
-                                  ca_pem=ca_pem, cert_dir=Path(data_dir) / "tls")
+            if config.ca_pem is not None:  # the kubelet API: logs and exec for the API server
+                api = AgentServer(driver, pod_lookup=make_pod_lookup(driver), bind=config.node_ip,
+                                  port=config.kubelet_port, ca_pem=config.ca_pem, cert_dir=config.data_dir / "tls")
                 await stack.enter_async_context(api)
-                kubelet_port = api.port
-            agent = NodeAgent(client, built, node_name=node_name, data_dir=data_dir, node_ip=node_ip,
-                              kubelet_port=kubelet_port, configure_network=configure,
-                              control_plane=control_plane, lease_duration=lease_duration,
-                              status_interval=status_interval)
+                config = dataclasses.replace(config, kubelet_port=api.port)
+            agent = NodeAgent(client, driver, config, clock=clock)
             if on_start is not None:
                 on_start(agent)
             await agent.run(stop)
     finally:
-        if built is not None:
-            await built.close()
-        if own_client:
-            await client.close()
+        await driver.close()

@@ -3,7 +3,9 @@
 ``shoal server`` runs the all-in-one control plane (see :mod:`shoal.server`).  Its flags are
 a contract other tools and tests rely on:
 ``--data-dir DIR --bind ADDR --port N --datastore sqlite|etcd://HOST:PORT[,HOST:PORT]
---disable agent,proxy,controllers,scheduler``.
+--disable agent,proxy,controllers,scheduler``.  ``shoal agent --server URL --token T`` runs a
+node's components (:func:`shoal.components.node_components`) through the same component runner
+(:mod:`shoal.runner`) until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -78,27 +79,31 @@ def agent(
     """Join this machine to a Shoal cluster as a node and run its pods."""
     import socket
 
-    from shoal.agent.agent import run_agent
+    from shoal import runner
+    from shoal.agent.config import AgentConfig
+    from shoal.client.rest import ApiClient
 
     if ca_file is None and not insecure_skip_tls_verify:
         raise typer.BadParameter("give the cluster CA (--ca-file) or --insecure-skip-tls-verify",
                                  param_hint="--ca-file")
+    if runtime not in ("", "podman", "process"):
+        raise typer.BadParameter("must be podman or process", param_hint="--runtime")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ca_pem = ca_file.read_bytes() if ca_file is not None else None
+    config = AgentConfig(node_name=node_name or socket.gethostname(), data_dir=data_dir, runtime=runtime,
+                         node_ip=node_ip, kubelet_port=kubelet_port,
+                         ca_pem=ca_file.read_bytes() if ca_file is not None else None)
+
+    def connect() -> ApiClient:
+        return ApiClient(server, token, ca_file=str(ca_file) if ca_file else None,
+                         insecure=insecure_skip_tls_verify, user_agent="shoal-agent")
 
     async def main_loop() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.call_later(components.HEAP_SETTLE_SECONDS, components.freeze_heap)
-        await run_agent(node_name=node_name or socket.gethostname(), data_dir=data_dir, stop=stop,
-                        server=server, token=token, ca_file=str(ca_file) if ca_file else None,
-                        insecure=insecure_skip_tls_verify, driver=runtime or components.default_runtime(),
-                        node_ip=node_ip, kubelet_port=kubelet_port, ca_pem=ca_pem)
+        asyncio.get_running_loop().call_later(components.HEAP_SETTLE_SECONDS, components.freeze_heap)
+        await runner.run_process(components.node_components(config, connect))
 
-    asyncio.run(main_loop())
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop at once
+        asyncio.run(main_loop())
 
 
 @app.command("demo-image")

@@ -300,14 +300,17 @@ async def wait_for_sync(informers: Iterable[Informer], stop: asyncio.Event) -> b
     pending = [informer for informer in informers if not informer.has_synced]
     if not pending:
         return True
-    synced = asyncio.ensure_future(asyncio.gather(*(informer.wait_synced() for informer in pending)))
+    # Plain tasks, no gather: a gather cancelled mid-way ends with an unretrieved CancelledError.
+    waiters = {asyncio.ensure_future(informer.wait_synced()) for informer in pending}
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait((synced, stopper), return_when=asyncio.FIRST_COMPLETED)
+        while waiters and not stopper.done():
+            done, _ = await asyncio.wait({*waiters, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            waiters -= done
     finally:
-        synced.cancel()
-        stopper.cancel()
-        await asyncio.wait((synced, stopper))
+        for future in (*waiters, stopper):
+            future.cancel()
+        await asyncio.wait({*waiters, stopper})
     return all(informer.has_synced for informer in informers)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from shoal.agent.agent import NodeAgent
+from shoal.agent.config import AgentConfig
 from shoal.agent.runtime.driver import RuntimeDriver
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
@@ -35,12 +36,13 @@ def free_port() -> int:
 @asynccontextmanager
 async def running_agent(client: ApiClient, driver: RuntimeDriver, node_name: str, data_dir: Path,
                         **options: Any) -> AsyncIterator[NodeAgent]:
-    """Run a NodeAgent for the block; it is stopped (containers left running) at the end."""
-    agent = NodeAgent(client, driver, node_name=node_name, data_dir=data_dir, **{**FAST, **options})
+    """Run a NodeAgent for the block; it is stopped (containers left running) at the end.
+    ``options`` are :class:`AgentConfig` fields (over :data:`FAST`)."""
+    agent = NodeAgent(client, driver, AgentConfig(node_name=node_name, data_dir=data_dir, **{**FAST, **options}))
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
-        if not options.get("configure_network"):  # else it waits for a podCIDR the test gives
+        if not driver.needs_pod_cidr:  # else it waits for a podCIDR the test gives
             await wait_started(agent, task)
         yield agent
     finally:

@@ -48,16 +48,13 @@ async def test_demo_pod_answers_http_on_its_pod_ip(client: ApiClient, namespace:
         pytest.fail("podman is not installed")
     await ensure_demo_image()
     network = f"shoaltest{uuid.uuid4().hex[:8]}"
+    # No subnet: the agent hands the driver the podCIDR (configure_network) once it is assigned.
     driver = PodmanDriver(network, "", labels={"shoal.test": network}, state_dir=tmp_path / "podman",
                           warm_sandboxes=1)
-
-    async def configure(cidr: str) -> None:
-        driver.subnet = cidr
-        await driver.ensure_network()
-
+    assert driver.needs_pod_cidr
     try:
         # A 5 s image-pull backoff: long enough to see ImagePullBackOff between pull attempts.
-        async with running_agent(client, driver, node_name, tmp_path, configure_network=configure,
+        async with running_agent(client, driver, node_name, tmp_path,
                                  backoff_initial=5.0, backoff_max=10.0) as agent:
             # Without a podCIDR the node is registered but not Ready, and no pod starts.
             await eventually(lambda: _registered(client, node_name), what="the node to register")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from shoal.agent.runtime import make_driver
 from shoal.agent.runtime.demo_image import ensure_demo_image_sync
 from shoal.agent.runtime.driver import RuntimeDriver, SandboxSpec
 from shoal.agent.runtime.podman import PodmanDriver
@@ -46,11 +45,10 @@ async def driver_factory(driver_kind: str, tmp_path: Path) -> AsyncIterator[Driv
     if driver_kind == "podman":
         name = f"shoaltest{uuid.uuid4().hex[:8]}"
         subnet = free_subnet()
-        factory = DriverFactory("podman", lambda: make_driver(
-            "podman", network=name, subnet=subnet, labels={"shoal.test": name}), [])
+        factory = DriverFactory("podman", lambda: PodmanDriver(name, subnet, labels={"shoal.test": name}), [])
     else:
         state = tmp_path / "process-state"
-        factory = DriverFactory("process", lambda: make_driver("process", state_dir=state), [])
+        factory = DriverFactory("process", lambda: ProcessDriver(state), [])
     first = factory.new()
     try:
         yield factory

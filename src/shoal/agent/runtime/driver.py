@@ -12,6 +12,11 @@ Contract and invariants
   after the agent restarts: an agent restart never duplicates a running container.
 * ``create_sandbox`` returns the pod IP (podman: from the node's bridge network, whose subnet
   is the node's podCIDR; process: 127.0.0.1).
+* The pod network is a driver operation: a driver with ``needs_pod_cidr`` gets the node's
+  podCIDR through ``configure_network`` before any pod is made (the agent waits for
+  ``spec.podCIDR``; the Node is not Ready until then).  ``configure_network`` is idempotent for
+  the same CIDR; podman makes the bridge network on it (another CIDR than the one it has is a
+  :class:`RuntimeDriverError`); process has no pod network and does nothing.
 * ``create_container`` only creates; ``start_container`` starts.  A container that exits is
   kept (status ``exited`` with exit code, ``reason`` "OOMKilled" when the kernel killed it for
   its memory limit, else "Completed"/"Error") until ``remove_container``.
@@ -188,8 +193,17 @@ class RuntimeDriver(Protocol):
     name: str
     #: True for drivers that isolate containers (podman); False for ``process``.
     isolated: bool
+    #: True when the driver has no pod network yet and must get the node's podCIDR through
+    #: :meth:`configure_network` before any pod starts (podman built without a subnet).
+    needs_pod_cidr: bool
 
     async def version(self) -> str: ...
+
+    async def configure_network(self, cidr: str) -> None:
+        """Set up the pod network on ``cidr`` (the node's podCIDR); idempotent for one CIDR.
+        podman: the node's bridge network with that subnet (then the warm pool fills); process:
+        nothing (pods share the host's network).  RuntimeDriverError when it cannot be done."""
+        ...
 
     async def close(self) -> None:
         """Release the driver's own resources (clients, background tasks); pods and containers stay."""

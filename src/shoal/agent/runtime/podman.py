@@ -109,6 +109,8 @@ class PodmanDriver(PodmanSandboxes):
                  warm_sandboxes: int = 0) -> None:
         self.network = network
         self.subnet = subnet
+        #: Built without a subnet: the node's podCIDR comes through :meth:`configure_network`.
+        self.needs_pod_cidr = not subnet
         self.gateway = gateway
         self.allow_privileged = allow_privileged
         self.scope_labels = dict(labels or {})
@@ -139,6 +141,14 @@ class PodmanDriver(PodmanSandboxes):
     async def version(self) -> str:
         info = await self.api.call("GET", "/version")
         return f"podman {info['Version']}"
+
+    async def configure_network(self, cidr: str) -> None:
+        """Take ``cidr`` (the node's podCIDR) as the subnet and :meth:`ensure_network`; a driver that
+        already has another subnet raises RuntimeDriverError (a podCIDR never changes)."""
+        if self.subnet and self.subnet != cidr:
+            raise RuntimeDriverError(f"network {self.network} is configured on {self.subnet}, not {cidr}")
+        self.subnet = cidr
+        await self.ensure_network()
 
     async def ensure_network(self) -> None:
         """Create the node's bridge network (subnet = podCIDR) unless it exists with that subnet;

@@ -95,6 +95,7 @@ class ProcessDriver:
 
     name = "process"
     isolated = False
+    needs_pod_cidr = False
 
     def __init__(self, state_dir: Path) -> None:
         self.state = StateDir(Path(state_dir))
@@ -105,6 +106,9 @@ class ProcessDriver:
 
     async def version(self) -> str:
         return f"process 1 (python {platform.python_version()})"
+
+    async def configure_network(self, cidr: str) -> None:
+        """Nothing to set up: every pod shares the host network (its IP is 127.0.0.1)."""
 
     async def ensure_image(self, image: str, policy: str) -> str:
         """Images are not used by this driver: always succeeds with a name-derived pseudo ID
