@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,12 +110,26 @@ if TYPE_CHECKING:
         return driver
 
 
+class AgentServerError(Exception):
+    """The agent's HTTPS API cannot listen (the port is taken, the address is not local)."""
+
+
 class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the process that embeds it."""
+    """A uvicorn server that leaves signal handling to the process that embeds it, and whose
+    failure to listen is an :class:`AgentServerError` rather than uvicorn's ``sys.exit(1)``
+    (which would end the whole process past the component runner's clean stop)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit as exc:
+            config = self.config
+            raise AgentServerError(f"the agent API cannot listen on {config.host}:{config.port} "
+                                   "(see the error logged above)") from exc
 
 
 class AgentServer:

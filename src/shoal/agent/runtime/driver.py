@@ -23,7 +23,7 @@ Contract and invariants
 * ``stop_container`` sends SIGTERM, waits ``grace_seconds``, then SIGKILL.
 * ``stop_sandbox`` ends a pod that has finished: its containers stop (kept for logs) and its
   IP is released; a stopped sandbox is not ready (the agent removes it before making a new one).
-* ``pull_image`` honours the policy: ``Never`` fails with :class:`ImageNotPresentError` if the
+* ``ensure_image`` honours the policy: ``Never`` fails with :class:`ImageNotPresentError` if the
   image is missing, ``IfNotPresent`` pulls only when missing, ``Always`` always pulls; a pull
   that fails raises :class:`ImagePullError` (the agent reports ErrImagePull/ImagePullBackOff).
 * Errors are typed (:class:`RuntimeDriverError` subclasses); ``recoverable`` says whether
