@@ -225,6 +225,10 @@ class Writer:
             raise errors.ApiError(422, "Invalid", "no new finalizers can be added if the object is "
                                   "being deleted", {"name": meta["name"]})
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        if not subresource:
+            # Kubernetes defaults a body when it decodes it, before the strategy compares specs:
+            # a PUT that leaves out defaulted fields changes nothing and bumps no generation.
+            kind.default(new)
         if spec_part(new) != spec_part(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if "managedFields" not in meta and "managedFields" in old_meta:
