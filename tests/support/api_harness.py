@@ -43,12 +43,12 @@ from typing import Any
 import httpx
 import uvicorn
 
-from shoal.api import errors
 from shoal.api.app import ApiServer
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext, Writer
 from shoal.client.informer import EventHandler, Informer, InformerFactory, object_key, wait_for_sync
 from shoal.client.rest import ApiClient
+from shoal.kube import errors
 from shoal.resources.kinds import build_registry
 from shoal.resources.registry import Registry, ResourceKind
 from shoal.security.encryption import SecretBox

@@ -18,13 +18,16 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shoal.agent.backoff import Clock
 from shoal.agent.runtime import driver as rt
+from shoal.kube.clock import Clock
 
 __all__ = ["MemoryRuntime"]
 
 
 class MemoryRuntime:
+    #: No pod network: pods share the host's, as with the process driver.
+    needs_pod_cidr = False
+
     name = "memory"
     isolated = False
 
@@ -63,6 +66,9 @@ class MemoryRuntime:
 
     async def version(self) -> str:
         return "memory 1"
+
+    async def configure_network(self, cidr: str) -> None:
+        pass
 
     async def close(self) -> None:
         pass

@@ -1,7 +1,7 @@
 """Driving real controllers pass by pass against the in-process API (:mod:`tests.support.api_harness`).
 
 A :class:`Rig` owns a real :class:`~shoal.client.rest.ApiClient` on the harness, an
-:class:`~shoal.client.informer.InformerFactory`, a :class:`~shoal.controllers.workqueue.FakeClock`
+:class:`~shoal.client.informer.InformerFactory`, a :class:`~shoal.kube.clock.FakeClock`
 (the controllers' queue/expectations clock) and a :class:`ManualWall` (their wall clock, for
 ``minReadySeconds``, conditions and events).  A test builds its controllers on those, then::
 
@@ -11,7 +11,7 @@ A :class:`Rig` owns a real :class:`~shoal.client.rest.ApiClient` on the harness,
 No worker runs: the test decides which key is reconciled when, and time moves only with
 :meth:`Rig.advance`.  :meth:`Rig.reconcile` waits until every informer of the running
 controllers reflects the store (:meth:`ApiHarness.caught_up`), so a pass always sees the writes
-of the passes before it, and returns the delay of a :class:`~shoal.controllers.base.RequeueAfter`
+of the passes before it, and returns the delay of a :class:`~shoal.client.controller.RequeueAfter`
 (or ``None``).  :meth:`Rig.mark_ready` plays the kubelet for a pod (phase Running, Ready since
 the wall clock's now) through the ``pods/status`` subresource.
 """
@@ -24,11 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.client import resources
+from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.informer import Informer, InformerFactory
 from shoal.client.rest import ApiClient
-from shoal.controllers.base import Controller, RequeueAfter
-from shoal.controllers.conditions import stamp
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
+from shoal.kube.times import format_time
 from tests.support.api_harness import ApiHarness, informers_running
 
 __all__ = ["START", "ManualWall", "Rig"]
@@ -98,7 +98,7 @@ class Rig:
 
     async def mark_ready(self, pod: Obj, *, ready: bool = True) -> Obj:
         """What a kubelet writes for a running pod: phase Running and the Ready condition."""
-        when = stamp(self.wall())
+        when = format_time(self.wall())
         flag = "True" if ready else "False"
         status = {"phase": "Running", "conditions": [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": when},

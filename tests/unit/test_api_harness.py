@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from shoal.api import errors
 from shoal.client import resources
 from shoal.client.informer import InformerFactory
 from shoal.client.rest import ApiClient
+from shoal.kube import errors
 from tests.support.api_harness import ApiHarness, informers_running
 
 NS = "default"

@@ -34,7 +34,7 @@ from shoal.agent.sync import PodSyncer, _should_restart
 from shoal.agent.volumes import VolumeManager
 from shoal.client import resources
 from shoal.client.rest import ApiClient
-from shoal.controllers.workqueue import FakeClock
+from shoal.kube.clock import FakeClock
 from tests.support.api_harness import ApiHarness
 from tests.support.memory_runtime import MemoryRuntime
 

@@ -25,11 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shoal.api import errors
 from shoal.api.writes import WriteContext
 from shoal.client.errors import ConflictError
 from shoal.client.resources import DEPLOYMENTS
 from shoal.client.rest import ApiClient
+from shoal.kube import errors
 from tests.support.api_harness import ApiHarness
 
 Obj = dict[str, Any]

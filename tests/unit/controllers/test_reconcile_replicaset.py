@@ -19,7 +19,7 @@ import pytest
 
 from shoal.client import resources
 from shoal.client.errors import ConflictError
-from shoal.controllers.expectations import EXPECTATIONS_TTL
+from shoal.client.expectations import EXPECTATIONS_TTL
 from shoal.controllers.replicaset import ReplicaSetController
 from tests.support.reconciling import Rig
 
