@@ -297,3 +297,18 @@ async def informers_running(factory: InformerFactory, *informers: Informer) -> A
     finally:
         stop.set()
         await asyncio.wait_for(task, CATCH_UP_TIMEOUT)
+
+
+def ok(response: httpx.Response, code: int = 200) -> Obj:
+    assert response.status_code == code, response.text
+    body: Obj = response.json()
+    return body
+
+
+def status_of(response: httpx.Response, code: int, reason: str) -> Obj:
+    """The Kubernetes Status of a failed request, checked for code and reason."""
+    assert response.status_code == code, response.text
+    body: Obj = response.json()
+    assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
+    assert (body["code"], body["reason"]) == (code, reason), body
+    return body

@@ -28,7 +28,7 @@ from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.informer import Informer, InformerFactory
 from shoal.client.rest import ApiClient
 from shoal.kube.clock import FakeClock
-from shoal.kube.times import format_time
+from tests.support import kubelet
 from tests.support.api_harness import ApiHarness, informers_running
 
 __all__ = ["START", "ManualWall", "Rig"]
@@ -97,17 +97,8 @@ class Rig:
         self.clock.advance(seconds)
 
     async def mark_ready(self, pod: Obj, *, ready: bool = True) -> Obj:
-        """What a kubelet writes for a running pod: phase Running and the Ready condition."""
-        when = format_time(self.wall())
-        flag = "True" if ready else "False"
-        status = {"phase": "Running", "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": when},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": when},
-            {"type": "ContainersReady", "status": flag, "lastTransitionTime": when},
-            {"type": "Ready", "status": flag, "lastTransitionTime": when}]}
-        meta = pod["metadata"]
-        return await self.client.patch(resources.PODS, meta["name"], {"status": status}, meta["namespace"],
-                                       subresource="status")
+        """What a kubelet writes for a running pod, at the rig's wall time."""
+        return await kubelet.mark_ready(self.client, pod, ready=ready, since=self.wall())
 
     async def pods(self, namespace: str, *, active: bool = True) -> list[Obj]:
         """The namespace's pods from the API (without those being deleted, unless ``active=False``)."""

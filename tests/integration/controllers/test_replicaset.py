@@ -16,6 +16,7 @@ from shoal.controllers.replicaset import ReplicaSetController
 from shoal.kube.objects import Obj
 from tests.integration.controllers import workloads
 from tests.integration.controllers.helpers import eventually, running
+from tests.support import kubelet
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,7 @@ async def test_creates_pods_from_the_template_and_reports_status(client: ApiClie
         await eventually(lambda: status_is(replicas=3, fullyLabeledReplicas=3, readyReplicas=0,
                                            observedGeneration=1), what="status of unready pods")
         for pod in (await workloads.pods(client, ns))[:2]:
-            await workloads.mark_ready(client, pod)
+            await kubelet.mark_ready(client, pod)
         await eventually(lambda: status_is(replicas=3, readyReplicas=2, availableReplicas=2),
                          what="2 ready and available")
         events = (await client.list(resources.EVENTS, ns))["items"]
@@ -111,7 +112,7 @@ async def test_surplus_pods_go_least_ready_first(client: ApiClient, ns: str) -> 
         ready = {p["metadata"]["name"] for p in (await workloads.pods(client, ns))[:2]}
         for pod in await workloads.pods(client, ns):
             if pod["metadata"]["name"] in ready:
-                await workloads.mark_ready(client, pod)
+                await kubelet.mark_ready(client, pod)
         await scale(client, "web", ns, 2)
         await eventually(lambda: count_is(client, ns, 2), what="scaled down to 2")
         assert {p["metadata"]["name"] for p in await workloads.pods(client, ns)} == ready
@@ -158,7 +159,7 @@ async def test_available_waits_for_min_ready_seconds(client: ApiClient, ns: str)
     await client.create(resources.REPLICASETS, replicaset("slow", ns, 1, minReadySeconds=2))
     async with running(client, RS):
         await eventually(lambda: count_is(client, ns, 1), what="1 pod")
-        await workloads.mark_ready(client, (await workloads.pods(client, ns))[0])
+        await kubelet.mark_ready(client, (await workloads.pods(client, ns))[0])
 
         async def status() -> Obj:
             return (await client.get(resources.REPLICASETS, "slow", ns)).get("status") or {}

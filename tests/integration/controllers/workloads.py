@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 
 import pytest
 
@@ -20,7 +19,7 @@ from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
 from shoal.kube.objects import Obj
-from shoal.kube.times import format_time
+from tests.support.kubelet import mark_ready
 from tests.support.server import QUIET, ShoalProcess
 
 
@@ -52,20 +51,6 @@ async def pods(client: ApiClient, namespace: str, *, active: bool = True) -> lis
 def is_ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-async def mark_ready(client: ApiClient, pod: Obj, *, ready: bool = True, since: datetime | None = None) -> Obj:
-    """Write what a kubelet would for a running pod: phase Running and the Ready condition."""
-    when = format_time(since or datetime.now(UTC))
-    flag = "True" if ready else "False"
-    status = {"phase": "Running", "conditions": [
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": when},
-        {"type": "Initialized", "status": "True", "lastTransitionTime": when},
-        {"type": "ContainersReady", "status": flag, "lastTransitionTime": when},
-        {"type": "Ready", "status": flag, "lastTransitionTime": when}]}
-    meta = pod["metadata"]
-    return await client.patch(resources.PODS, meta["name"], {"status": status}, meta["namespace"],
-                              subresource="status")
 
 
 class Kubelet:

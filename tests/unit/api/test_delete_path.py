@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api_harness import ApiHarness
+from tests.support.api_harness import ApiHarness, ok, status_of
 
 Obj = dict[str, Any]
 
@@ -33,19 +33,6 @@ CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 HOLD = "example.com/hold"
-
-
-def ok(response: httpx.Response, code: int = 200) -> Obj:
-    assert response.status_code == code, response.text
-    body: Obj = response.json()
-    return body
-
-
-def status_of(response: httpx.Response, code: int, reason: str) -> Obj:
-    assert response.status_code == code, response.text
-    body: Obj = response.json()
-    assert (body["kind"], body["code"], body["reason"]) == ("Status", code, reason), body
-    return body
 
 
 def configmap(name: str = "cm", *finalizers: str) -> Obj:

@@ -30,7 +30,7 @@ from shoal.client.errors import ConflictError
 from shoal.client.resources import DEPLOYMENTS
 from shoal.client.rest import ApiClient
 from shoal.kube import errors
-from tests.support.api_harness import ApiHarness
+from tests.support.api_harness import ApiHarness, ok, status_of
 
 Obj = dict[str, Any]
 
@@ -50,21 +50,6 @@ def deployment(name: str = "web", replicas: int = 1, image: str = "busybox:1", *
             "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                      "template": {"metadata": {"labels": labels},
                                   "spec": {"containers": [{"name": "main", "image": image}]}}}}
-
-
-def ok(response: httpx.Response, code: int = 200) -> Obj:
-    assert response.status_code == code, response.text
-    body: Obj = response.json()
-    return body
-
-
-def status_of(response: httpx.Response, code: int, reason: str) -> Obj:
-    """The Kubernetes Status of a failed request, checked for code and reason."""
-    assert response.status_code == code, response.text
-    body: Obj = response.json()
-    assert body["kind"] == "Status" and body["apiVersion"] == "v1" and body["status"] == "Failure"
-    assert (body["code"], body["reason"]) == (code, reason), body
-    return body
 
 
 def created_by_apply(response: httpx.Response) -> Obj:
