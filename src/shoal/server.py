@@ -38,6 +38,7 @@ import uvicorn
 from shoal import components, runner
 from shoal.agent.config import AgentConfig
 from shoal.api.app import ApiServer
+from shoal.api.authn import TokenAuthentication
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
 from shoal.kube import errors
@@ -46,6 +47,7 @@ from shoal.security.encryption import SecretBox
 from shoal.security.kubeconfig import write_kubeconfig
 from shoal.security.pki import ensure_pki
 from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
+from shoal.security.user import APISERVER
 from shoal.store import open_store
 from shoal.store.compactor import DEFAULT_INTERVAL, run_compactor
 from shoal.store.interface import Store
@@ -107,7 +109,7 @@ class Server:
         ips = [cfg.bind] if cfg.bind not in ("0.0.0.0", "::") else []
         pki = ensure_pki(cfg.data_dir, [socket.gethostname()], ips)
         token = ensure_admin_token(cfg.data_dir)
-        authenticator = TokenAuthenticator(cfg.data_dir / "tokens")
+        authenticator = TokenAuthentication(TokenAuthenticator(cfg.data_dir / "tokens"))
         registry = build_registry()
         storage = ObjectStorage(store, box)
         api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}", data_dir=cfg.data_dir)
@@ -161,7 +163,7 @@ class Server:
     async def _bootstrap(self, api: ApiServer) -> None:
         kind = api.registry.lookup("", "v1", "namespaces")
         assert kind is not None
-        ctx = WriteContext(user="system:apiserver", field_manager="shoal-apiserver")
+        ctx = WriteContext(user=APISERVER, field_manager="shoal-apiserver")
         for name in BOOTSTRAP_NAMESPACES:
             try:
                 await api.handlers.writer.create(kind, "", {"metadata": {"name": name}}, ctx)

@@ -36,29 +36,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
+from shoal.api.admission import AdmissionPlugin
 from shoal.api.app import ApiServer
+from shoal.api.audit import AuditSink
+from shoal.api.authn import TokenAuthentication
+from shoal.api.authz import Authorizer
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext, Writer
 from shoal.client.informer import EventHandler, Informer, InformerFactory, object_key, wait_for_sync
 from shoal.client.rest import ApiClient
 from shoal.kube import errors
+from shoal.kube.objects import Obj
 from shoal.resources.kinds import build_registry
 from shoal.resources.registry import Registry, ResourceKind
 from shoal.security.encryption import SecretBox
 from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
+from shoal.security.user import APISERVER, UserInfo, authenticated
 from shoal.server import BOOTSTRAP_NAMESPACES
 from shoal.store.sqlite import SqliteStore
 
-__all__ = ["ApiHarness", "informers_running"]
+__all__ = ["TEST_USER", "USERS", "ApiHarness", "informers_running", "ok", "status_of"]
 
-Obj = dict[str, Any]
+#: The user of writes that tests make directly through :attr:`ApiHarness.writer`.
+TEST_USER = authenticated(UserInfo("test"), "token")
 
 #: How long :meth:`ApiHarness.caught_up` waits for informers before failing the test.
 CATCH_UP_TIMEOUT = 5.0
@@ -115,11 +122,23 @@ class _HttpServer:
         self.sock.close()
 
 
-class ApiHarness:
-    """See the module docstring.  Build with :meth:`start` (or ``async with ApiHarness(dir)``)."""
+#: Users besides the admin in every harness's static token file: (token, uid, groups).
+USERS: dict[str, tuple[str, str, str]] = {"alice": ("alice-token", "uid-alice", "team-a,devs"),
+                                          "bob": ("bob-token", "uid-bob", "")}
 
-    def __init__(self, data_dir: Path) -> None:
+
+class ApiHarness:
+    """See the module docstring.  Build with :meth:`start` (or ``async with ApiHarness(dir)``).
+
+    ``authorizer``, ``audit`` and ``admission`` (a callable ``(storage, registry) -> plugin``)
+    replace the API server's pipeline stages, for tests of the request pipeline."""
+
+    def __init__(self, data_dir: Path, *, authorizer: Authorizer | None = None, audit: AuditSink | None = None,
+                 admission: Callable[[ObjectStorage, Registry], AdmissionPlugin] | None = None) -> None:
         self.data_dir = data_dir
+        self.options = {"authorizer": authorizer, "audit": audit}
+        self.admission = admission
+        self.tokens: dict[str, str] = {name: token for name, (token, _, _) in USERS.items()}
         self.store = SqliteStore(data_dir / "state.db")
         self.registry = _shared_registry()
         self.token = ""
@@ -135,10 +154,19 @@ class ApiHarness:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.store.start()
         try:
-            self.token = ensure_admin_token(self.data_dir)
+            self.token = self.tokens["admin"] = ensure_admin_token(self.data_dir)
+            known = self.token_file.read_text()
+            with self.token_file.open("a") as out:
+                for name, (token, uid, groups) in USERS.items():
+                    if token in known:  # the data dir is opened again
+                        continue
+                    out.write(f'{token},{name},{uid},"{groups}"\n' if groups else f"{token},{name},{uid}\n")
             storage = ObjectStorage(self.store, SecretBox.load_or_create(self.data_dir))
-            self._api = ApiServer(storage, self.registry, TokenAuthenticator(self.data_dir / "tokens"),
-                                  "127.0.0.1:0")
+            options: dict[str, Any] = {k: v for k, v in self.options.items() if v is not None}
+            if self.admission is not None:
+                options["admission"] = self.admission(storage, self.registry)
+            self._api = ApiServer(storage, self.registry, TokenAuthentication(TokenAuthenticator(self.token_file)),
+                                  "127.0.0.1:0", **options)
             await self._bootstrap()
             self._api.ready = True
             self._http = httpx.AsyncClient(
@@ -151,7 +179,7 @@ class ApiHarness:
 
     async def _bootstrap(self) -> None:
         kind = self.kind("namespaces")
-        ctx = WriteContext(user="system:apiserver", field_manager="shoal-apiserver")
+        ctx = WriteContext(user=APISERVER, field_manager="shoal-apiserver")
         for name in BOOTSTRAP_NAMESPACES:
             try:
                 await self.writer.create(kind, "", {"metadata": {"name": name}}, ctx)
@@ -183,6 +211,16 @@ class ApiHarness:
     def api(self) -> ApiServer:
         assert self._api is not None, "ApiHarness.start() was not called"
         return self._api
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "tokens"
+
+    def as_user(self, user: str | None = "alice") -> httpx.AsyncClient:
+        """An httpx client on the ASGI app with ``user``'s token (``None``: no credentials)."""
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.api), base_url="https://shoal.test",
+                                 headers=headers)
 
     @property
     def storage(self) -> ObjectStorage:
@@ -227,7 +265,7 @@ class ApiHarness:
         return client
 
     async def create_namespace(self, name: str) -> Obj:
-        ctx = WriteContext(user="test", field_manager="test")
+        ctx = WriteContext(user=TEST_USER, field_manager="test")
         return await self.writer.create(self.kind("namespaces"), "", {"metadata": {"name": name}}, ctx)
 
     # -- informers -------------------------------------------------------------------------

@@ -21,19 +21,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from shoal.client import resources
 from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.informer import Informer, InformerFactory
 from shoal.client.rest import ApiClient
 from shoal.kube.clock import FakeClock
+from shoal.kube.objects import Obj
 from tests.support import kubelet
 from tests.support.api_harness import ApiHarness, informers_running
 
 __all__ = ["START", "ManualWall", "Rig"]
-
-Obj = dict[str, Any]
 
 #: The wall clock's start: whole seconds, as metav1.Time stores them.
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)

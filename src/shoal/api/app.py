@@ -1,26 +1,33 @@
 """The ASGI application of the API server.
 
-Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` (public); everything else needs a
-valid bearer token (401 Unauthorized otherwise): discovery (``/api``, ``/apis``, group and
+Every request goes through one pipeline (:mod:`shoal.api.pipeline`), for every path and for
+WebSocket upgrades alike: authenticate (:mod:`shoal.api.authn`) -> audit hook
+(:mod:`shoal.api.audit`) -> authorize (:mod:`shoal.api.authz`) -> the handler, whose writes
+pass admission (:mod:`shoal.api.admission`).  Each stage is a Protocol given to
+:class:`ApiServer`; the defaults are today's behaviour: bearer tokens from the static token
+file (remembered for ``AUTH_MEMORY`` seconds, so a revoked token may work that much longer;
+a refused one is checked again on every request), no audit, every authenticated user
+allowed, and admission = namespace lifecycle + Service IP/port allocation.
+
+Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` are public (the anonymous user,
+no credentials read); everything else needs a valid bearer token (401 Unauthorized Status
+otherwise, a refused upgrade for WebSockets): discovery (``/api``, ``/apis``, group and
 group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version documents),
 ``/metrics``, the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
-:mod:`shoal.api.podproxy`; WebSocket upgrades need the same bearer token.  Every
+:mod:`shoal.api.podproxy`.  A refusal by the authorizer is a 403 Forbidden Status.  Every
 :class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
 logged with its traceback and answered as a 500 InternalError Status.
 
-Resource requests (``/api/...`` and ``/apis/...`` over HTTP) go straight to
-:meth:`ApiServer.resource`, past Starlette's router and middleware (which add nothing there:
+After the pipeline, resource requests (``/api/...`` and ``/apis/...`` over HTTP) go straight
+to :meth:`ApiServer.resource`, past Starlette's router (which adds nothing there:
 ``resource`` answers every error itself); the other paths and WebSocket upgrades take the
-Starlette routes.  A bearer token that authenticated is remembered for ``AUTH_MEMORY``
-seconds, so a revoked token may work that much longer (Kubernetes caches token reviews for
-minutes); a refused one is checked again on every request.
+Starlette routes.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -31,23 +38,24 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from shoal.api import podproxy
+from shoal.api.admission import AdmissionPlugin
+from shoal.api.audit import AuditSink
+from shoal.api.authn import Authenticator
+from shoal.api.authz import AllowAuthenticated, Authorizer
 from shoal.api.bodies import json_response
 from shoal.api.discovery import AGGREGATED, Discovery, wants_aggregated
 from shoal.api.handlers import ResourceHandlers, parse_target
 from shoal.api.openapi import ResourceInfo, build_openapi_v3
+from shoal.api.pipeline import RequestPipeline
 from shoal.api.storage import ObjectStorage
-from shoal.kube import errors, remotecommand
+from shoal.kube import errors
 from shoal.resources.registry import Registry
-from shoal.security.tokens import TokenAuthenticator
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/version", "/livez", "/readyz", "/healthz"})
-AUTH_MEMORY = 1.0
-_AUTH_MEMORY_SIZE = 1024
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommit": "shoal",
            "gitTreeState": "clean", "buildDate": "2026-11-25T00:00:00Z", "goVersion": "python3.11",
            "compiler": "cpython", "platform": "linux/amd64"}
@@ -56,49 +64,16 @@ VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommi
 _RESOURCE_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
 
-class AuthMiddleware:
-    """Bearer-token authentication for every path but the public health and version ones."""
-
-    def __init__(self, app: ASGIApp, authenticator: TokenAuthenticator) -> None:
-        self.app = app
-        self.authenticator = authenticator
-        #: authorization header -> (monotonic expiry, user name), for tokens that authenticated
-        self._known: dict[str, tuple[float, str]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"] not in PUBLIC_PATHS:
-            header = None
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    header = value.decode("latin-1")
-                    break
-            user = self._user(header)
-            if user is None:
-                await remotecommand.deny(scope, receive, send, errors.unauthorized())
-                return
-            scope["shoal.user"] = user
-        await self.app(scope, receive, send)
-
-    def _user(self, header: str | None) -> str | None:
-        now = time.monotonic()
-        known = self._known.get(header) if header else None
-        if known is not None and known[0] > now:
-            return known[1]
-        user = self.authenticator.authenticate(header)
-        if user is None or not header:
-            return None
-        if len(self._known) >= _AUTH_MEMORY_SIZE:
-            self._known.clear()
-        self._known[header] = (now + AUTH_MEMORY, user.name)
-        return user.name
-
-
 class ApiServer:
-    def __init__(self, storage: ObjectStorage, registry: Registry, authenticator: TokenAuthenticator,
-                 server_address: str, data_dir: Path | None = None) -> None:
+    """The API server as one ASGI app: the request pipeline in front of the handlers."""
+
+    def __init__(self, storage: ObjectStorage, registry: Registry, authenticator: Authenticator,
+                 server_address: str, data_dir: Path | None = None, *,
+                 authorizer: Authorizer | None = None, audit: AuditSink | None = None,
+                 admission: AdmissionPlugin | None = None) -> None:
         self.storage = storage
         self.registry = registry
-        self.handlers = ResourceHandlers(storage, registry)
+        self.handlers = ResourceHandlers(storage, registry, admission)
         self.pod_proxy = podproxy.PodProxy(
             storage, registry, podproxy.ensure_agent_client_cert(data_dir) if data_dir is not None else None)
         self.discovery = Discovery(registry, server_address)
@@ -118,7 +93,7 @@ class ApiServer:
             Route("/apis/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.pod_proxy.exec_websocket),
         ]
-        self.app = AuthMiddleware(self._dispatch, authenticator)
+        self.app = RequestPipeline(self._dispatch, authenticator, authorizer or AllowAuthenticated(), audit)
         self._starlette = Starlette(routes=routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -189,7 +164,7 @@ class ApiServer:
 
     async def _resource(self, request: Request) -> Response:
         parts = [p for p in request.path_params["path"].split("/") if p]
-        core = request.url.path.startswith("/api/")
+        core = request.scope["path"].startswith("/api/")  # not request.url: building a URL is slow
         if core:
             if not parts or parts[0] != "v1":
                 raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")

@@ -15,7 +15,9 @@
   :meth:`Deleter.finish_if_done` is called after every update so that removing the last
   finalizer completes the deletion.
 
-Every removal releases what the object held (Service IPs and ports).
+Admission (:mod:`shoal.api.admission`) sees every DELETE after the preconditions passed, with
+the stored object as the old object; every removal releases what the object held (Service
+IPs and ports) through admission's ``release_unused``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import copy
 from datetime import timedelta
 from typing import Any
 
+from shoal.api.admission import AdmissionRequest, Operation
 from shoal.api.writes import WriteContext, Writer
 from shoal.kube import errors, times
 from shoal.kube.objects import Obj
@@ -69,7 +72,7 @@ class Deleter:
             if exc.code in (404, 409):  # someone else finished it, or it changed again
                 return None
             raise
-        await self.writer.allocator.release_unused(kind, None, removed)
+        await self.writer.admission.release_unused(kind, None, removed)
         return removed
 
     async def delete(
@@ -96,6 +99,8 @@ class Deleter:
                     kind.plural, kind.group, name,
                     f"Precondition failed: ResourceVersion in precondition: {wanted_rv}, "
                     f"ResourceVersion in object meta: {meta['resourceVersion']}")
+            await self.writer.admission.admit(AdmissionRequest(
+                Operation.DELETE, kind, namespace, name, None, obj, ctx.user, ctx.dry_run))
             new = copy.deepcopy(obj)
             self._mark(kind, new, policy, grace, ctx)
             if ctx.dry_run:
@@ -107,7 +112,7 @@ class Deleter:
                     if exc.code == 409:
                         continue
                     raise
-                await self.writer.allocator.release_unused(kind, None, removed)
+                await self.writer.admission.release_unused(kind, None, removed)
                 return removed, True
             if new == obj:
                 return obj, False

@@ -5,6 +5,8 @@ form) is parsed into a :class:`Target` and dispatched on method, name and subres
 list/watch, get, create, update (PUT), patch, delete, and the ``status``, ``scale``,
 ``finalize`` and ``binding`` subresources.  Responses are JSON objects, Tables when the
 client asks for ``as=Table``, or Status objects for errors (see :mod:`shoal.kube.errors`).
+Requests arrive authenticated and authorized (:mod:`shoal.api.pipeline`); every write carries
+the request's user in its :class:`~shoal.api.writes.WriteContext`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shoal.api import tables
+from shoal.api.admission import AdmissionPlugin
+from shoal.api.authn import request_user
 from shoal.api.bodies import clone, decode_body, decode_json, json_response, media_type, wants_table
 from shoal.api.deletion import Deleter
 from shoal.api.patch import apply_patch
@@ -72,10 +76,11 @@ def _bool(value: str | None) -> bool:
 
 
 class ResourceHandlers:
-    def __init__(self, storage: ObjectStorage, registry: Registry) -> None:
+    def __init__(self, storage: ObjectStorage, registry: Registry,
+                 admission: AdmissionPlugin | None = None) -> None:
         self.storage = storage
         self.registry = registry
-        self.writer = Writer(storage, registry)
+        self.writer = Writer(storage, registry, admission)
         self.deleter = Deleter(self.writer)
 
     # -- context ---------------------------------------------------------------------------
@@ -92,7 +97,7 @@ class ResourceHandlers:
         dry_run = params.getlist("dryRun")
         if any(v != "All" for v in dry_run):
             raise errors.bad_request('dryRun: Unsupported value: only "All" is supported')
-        return WriteContext(user=str(request.scope.get("shoal.user", "")), field_manager=manager,
+        return WriteContext(user=request_user(request.scope), field_manager=manager,
                             dry_run=bool(dry_run), field_validation=validation)
 
     @staticmethod
@@ -254,7 +259,8 @@ class ResourceHandlers:
             new.setdefault("spec", {})["replicas"] = replicas
             return self.writer.merge_update(kind, old, new, ctx, "")
 
-        obj = await self.writer.write_back(kind, target.namespace, target.name, compute, ctx, wanted_rv)
+        obj = await self.writer.write_back(kind, target.namespace, target.name, compute, ctx, wanted_rv,
+                                           subresource="scale")
         return self._respond(self._scale_of(kind, obj), ctx)
 
     async def binding(self, request: Request, target: Target) -> Response:
@@ -285,7 +291,8 @@ class ResourceHandlers:
             return result
 
         # Like Kubernetes' BindingREST: only nodeName and the condition change, no pod validation.
-        await self.writer.write_back(target.kind, target.namespace, target.name, compute, ctx, checked=False)
+        await self.writer.write_back(target.kind, target.namespace, target.name, compute, ctx, checked=False,
+                                     subresource="binding")
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "code": 201}, 201)
 

@@ -1,7 +1,9 @@
 """The API server's ``pods/log`` and ``pods/exec``: find the pod's node and proxy to its agent.
 
-Request path (the Kubernetes design): kubectl → API server (bearer token) → the node agent's
-HTTPS API (:mod:`shoal.agent.server`, mutual TLS) → the runtime driver.
+Request path (the Kubernetes design): kubectl → API server (the request pipeline of
+:mod:`shoal.api.pipeline`: bearer token, then authorization of ``get`` or ``create`` on
+``pods/log`` / ``pods/exec``) → the node agent's HTTPS API (:mod:`shoal.agent.server`) → the
+runtime driver.
 
 * Locating (:meth:`PodProxy.locate`), with Kubernetes' errors: the pod (404); the container
   (the ``container`` parameter, else the only one; several → 400 ``a container name must be
@@ -22,8 +24,14 @@ HTTPS API (:mod:`shoal.agent.server`, mutual TLS) → the runtime driver.
 * ``…/exec`` as plain HTTP (kubectl's SPDY fallback after a refused WebSocket): relayed to the
   agent's plain-HTTP exec endpoint, which repeats the error or answers 400 "Upgrade request
   required"; so kubectl prints the real reason.
-* The agent's serving certificate is not verified (Kubernetes' default for apiserver→kubelet);
-  the API server authenticates with a client certificate from :func:`ensure_agent_client_cert`.
+* TLS to the agent is authenticated in one direction only, as Kubernetes does by default
+  for apiserver→kubelet.  What IS verified: the agent requires and verifies the API server's
+  client certificate (:func:`ensure_agent_client_cert`: signed by the cluster CA, CN
+  ``shoal-apiserver``; other CNs get 403).  What is NOT verified: the API server does not
+  verify the agent's serving certificate at all (``CERT_NONE``, no host-name check; the
+  agent's certificate is self-signed), so a machine that can take over a node's address
+  can receive the API server's log and exec traffic for that node's pods.  This is not
+  mutual TLS, whatever older notes say.
 """
 
 from __future__ import annotations

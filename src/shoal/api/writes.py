@@ -9,10 +9,15 @@ Every write goes through the same pipeline, in Kubernetes' order:
 2. system metadata: ``uid``, ``creationTimestamp``, ``generation`` (1 on create, +1 only when
    something outside ``metadata`` and ``status`` changed), ``managedFields``; fields clients
    may not set are reset from the old object;
-3. the kind's defaults, then admission (namespace exists and is not terminating, Service IP
-   and port allocation), then the kind's validation (422 naming each bad field);
+3. admission (:mod:`shoal.api.admission`, ``admit``: on create, the namespace exists and is
+   not terminating), the kind's defaults and validation (422 naming each bad field), then
+   admission's ``reserve`` (Service IP and port allocation), undone if the store write fails;
 4. the store write with compare-and-swap on the revision.  A write that carries a
    ``resourceVersion`` fails with 409 when it is stale; one without it is retried on conflict.
+   After a stored update, admission's ``release_unused`` frees what the old object held.
+
+:class:`WriteContext` carries the request's user (:class:`~shoal.security.user.UserInfo`),
+which admission sees in every :class:`~shoal.api.admission.AdmissionRequest`.
 
 ``dryRun=All`` runs everything but the store write.  Deletion lives in
 :mod:`shoal.api.deletion`.
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.api.allocators import ServiceAllocator
+from shoal.api.admission import AdmissionPlugin, AdmissionRequest, Operation, default_admission
 from shoal.api.apply import record_update, server_side_apply
 from shoal.api.bodies import clone
 from shoal.api.patch import apply_patch
@@ -37,6 +42,7 @@ from shoal.kube import errors, times
 from shoal.kube.objects import Obj
 from shoal.resources import validation
 from shoal.resources.registry import Registry, ResourceKind
+from shoal.security.user import UserInfo
 
 # Fields of metadata owned by the server: a client write never changes them.
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -46,7 +52,7 @@ _RETRIES = 8
 
 @dataclass
 class WriteContext:
-    user: str
+    user: UserInfo
     field_manager: str = ""
     dry_run: bool = False
     field_validation: str = "Strict"
@@ -63,10 +69,11 @@ def spec_part(obj: Obj) -> Obj:
 
 
 class Writer:
-    def __init__(self, storage: ObjectStorage, registry: Registry) -> None:
+    def __init__(self, storage: ObjectStorage, registry: Registry,
+                 admission: AdmissionPlugin | None = None) -> None:
         self.storage = storage
         self.registry = registry
-        self.allocator = ServiceAllocator(storage.store)
+        self.admission: AdmissionPlugin = admission or default_admission(storage, registry)
 
     # -- helpers ---------------------------------------------------------------------------
     def check_schema(self, kind: ResourceKind, obj: Obj, ctx: WriteContext) -> None:
@@ -111,26 +118,6 @@ class Writer:
                     f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
             meta["name"] = name
 
-    async def _admit(self, kind: ResourceKind, obj: Obj, old: Obj | None) -> None:
-        meta = obj["metadata"]
-        if kind.namespaced and old is None:
-            ns_kind = self.registry.lookup("", "v1", "namespaces")
-            assert ns_kind is not None
-            try:
-                namespace = await self.storage.get(ns_kind, "", meta["namespace"])
-            except errors.ApiError as exc:
-                if exc.code == 404:
-                    raise errors.not_found("namespaces", "", meta["namespace"]) from exc
-                raise
-            if namespace.get("metadata", {}).get("deletionTimestamp"):
-                raise errors.ApiError(
-                    403, "Forbidden",
-                    f'{kind.plural} "{meta["name"]}" is forbidden: unable to create new content in '
-                    f'namespace {meta["namespace"]} because it is being terminated',
-                    {"name": meta["name"], "kind": kind.plural,
-                     "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]},
-                )
-
     def _finish(self, kind: ResourceKind, obj: Obj, old: Obj | None) -> None:
         kind.default(obj)
         problems = kind.validate(obj, old)
@@ -152,10 +139,13 @@ class Writer:
         return await self._store_new(kind, body, ctx)
 
     async def _store_new(self, kind: ResourceKind, obj: Obj, ctx: WriteContext) -> Obj:
-        """Admission, defaults, validation and allocation, then the store create."""
-        await self._admit(kind, obj, None)
+        """Admission, defaults and validation, admission's claims, then the store create."""
+        meta = obj["metadata"]
+        request = AdmissionRequest(Operation.CREATE, kind, meta.get("namespace", ""), meta["name"], obj,
+                                   None, ctx.user, ctx.dry_run)
+        await self.admission.admit(request)
         self._finish(kind, obj, None)
-        release = await self.allocator.allocate(kind, obj, None, ctx.dry_run)
+        release = await self.admission.reserve(request)
         if ctx.dry_run:
             return obj
         try:
@@ -191,7 +181,7 @@ class Writer:
         async def compute(old: Obj) -> Obj:
             return self.merge_update(kind, old, copy.deepcopy(body), ctx, subresource)
 
-        return await self.write_back(kind, namespace, name, compute, ctx, wanted_rv)
+        return await self.write_back(kind, namespace, name, compute, ctx, wanted_rv, subresource=subresource)
 
     def merge_update(self, kind: ResourceKind, old: Obj, new: Obj, ctx: WriteContext,
                      subresource: str) -> Obj:
@@ -242,12 +232,14 @@ class Writer:
         self, kind: ResourceKind, namespace: str, name: str,
         compute: Callable[[Obj], Awaitable[Obj]], ctx: WriteContext, wanted_rv: str = "",
         create_missing: Callable[[], Awaitable[Obj]] | None = None, *, checked: bool = True,
+        subresource: str = "",
     ) -> Obj:
         """Read-modify-write with CAS; retried on conflict unless the client named a version.
 
         ``checked=False`` skips the kind's defaults and validation of the result: for writes
         that change only server-set fields of a stored (so already valid) object, as
-        Kubernetes' pods/binding does."""
+        Kubernetes' pods/binding does.  Admission runs in either case; ``subresource`` is
+        what it is told was written."""
         for _ in range(_RETRIES):
             try:
                 old = await self.storage.get(kind, namespace, name)
@@ -265,11 +257,14 @@ class Writer:
                                       "the object has been modified; please apply your changes to "
                                       "the latest version and try again")
             new = await compute(clone(old))
+            request = AdmissionRequest(Operation.UPDATE, kind, namespace, name, new, old, ctx.user,
+                                       ctx.dry_run, subresource)
+            await self.admission.admit(request)
             if checked:
                 self._finish(kind, new, old)
             if new == old:
                 return old
-            release = await self.allocator.allocate(kind, new, old, ctx.dry_run)
+            release = await self.admission.reserve(request)
             if ctx.dry_run:
                 return new
             try:
@@ -279,7 +274,7 @@ class Writer:
                 if exc.code == 409 and not wanted_rv:
                     continue
                 raise
-            await self.allocator.release_unused(kind, stored, old)
+            await self.admission.release_unused(kind, stored, old)
             return stored
         raise errors.conflict(kind.plural, kind.group, name, "too many concurrent writers; retry")
 
@@ -297,7 +292,7 @@ class Writer:
             self.check_schema(kind, patched, ctx)
             return self.merge_update(kind, old, patched, ctx, subresource)
 
-        return await self.write_back(kind, namespace, name, compute, ctx)
+        return await self.write_back(kind, namespace, name, compute, ctx, subresource=subresource)
 
     async def apply(self, kind: ResourceKind, namespace: str, name: str, body: bytes,
                     ctx: WriteContext, force: bool) -> Obj:

@@ -14,6 +14,9 @@ Contract and invariants
   yields ``None`` (the API answers 401).  Every known token is compared with
   :func:`hmac.compare_digest`, without early exit, so timing does not reveal which prefix or
   which entry matched.
+* Users come back as written in the file (:class:`~shoal.security.user.UserInfo` with its
+  groups); the API's authentication stage (:mod:`shoal.api.authn`) adds
+  ``system:authenticated`` and how the user authenticated.
 * The file is re-read when its (mtime_ns, size, inode) changes, checked on every call.  A
   missing or malformed file raises :class:`TokenFileError`; no request is authenticated
   against a half-read file.
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shoal.kube.files import atomic_write
+from shoal.security.user import UserInfo
 
 ADMIN_USER = "shoal-admin"
 ADMIN_GROUPS = ("system:masters",)
@@ -39,15 +43,6 @@ TOKEN_FILE_NAME = "tokens"
 
 class TokenFileError(Exception):
     """The token file is missing or malformed."""
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    """An authenticated user, as Kubernetes' ``user.Info``."""
-
-    name: str
-    uid: str
-    groups: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

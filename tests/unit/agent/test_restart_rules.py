@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,10 +34,10 @@ from shoal.agent.volumes import VolumeManager
 from shoal.client import resources
 from shoal.client.rest import ApiClient
 from shoal.kube.clock import FakeClock
+from shoal.kube.objects import Obj
 from tests.support.api_harness import ApiHarness
 from tests.support.memory_runtime import MemoryRuntime
 
-Obj = dict[str, Any]
 NS = "default"
 START = 1_900_000_000.0
 INITIAL, MAXIMUM = 10.0, 80.0

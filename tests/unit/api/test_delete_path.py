@@ -24,9 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from shoal.kube.objects import Obj
 from tests.support.api_harness import ApiHarness, ok, status_of
-
-Obj = dict[str, Any]
 
 NS = "default"
 CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"

@@ -30,9 +30,8 @@ from shoal.client.errors import ConflictError
 from shoal.client.resources import DEPLOYMENTS
 from shoal.client.rest import ApiClient
 from shoal.kube import errors
-from tests.support.api_harness import ApiHarness, ok, status_of
-
-Obj = dict[str, Any]
+from shoal.kube.objects import Obj
+from tests.support.api_harness import TEST_USER, ApiHarness, ok, status_of
 
 NS = "default"
 DEPLOYS = f"/apis/apps/v1/namespaces/{NS}/deployments"
@@ -218,7 +217,7 @@ async def test_the_rest_client_raises_conflict_on_a_stale_update(harness: ApiHar
 async def test_a_race_inside_the_server_is_retried_only_without_a_version(harness: ApiHarness) -> None:
     """Another write lands between the read and the compare-and-swap of ``write_back``."""
     kind = harness.kind("configmaps")
-    ctx = WriteContext(user="test")
+    ctx = WriteContext(user=TEST_USER)
     created = await harness.writer.create(kind, NS, {"metadata": {"name": "cm"}, "data": {"a": "1"}}, ctx)
     calls = 0
 
@@ -249,7 +248,7 @@ async def test_a_race_inside_the_server_is_retried_only_without_a_version(harnes
 async def test_storage_update_on_a_stale_revision_is_a_conflict(harness: ApiHarness) -> None:
     kind = harness.kind("configmaps")
     created = await harness.writer.create(kind, NS, {"metadata": {"name": "cm"}, "data": {"a": "1"}},
-                                          WriteContext(user="test"))
+                                          WriteContext(user=TEST_USER))
     revision = int(meta(created)["resourceVersion"])
     first = copy.deepcopy(created)
     first["data"]["a"] = "2"

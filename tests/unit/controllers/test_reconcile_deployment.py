@@ -20,9 +20,9 @@ import pytest
 from shoal.client import resources
 from shoal.controllers.deployment import DeploymentController
 from shoal.controllers.replicaset import ReplicaSetController
+from shoal.kube.objects import Obj
 from tests.support.reconciling import Rig
 
-Obj = dict[str, Any]
 NS = "default"
 KEY = f"{NS}/web"
 HASH = "pod-template-hash"

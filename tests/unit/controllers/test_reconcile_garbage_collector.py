@@ -13,7 +13,6 @@ object of a kind it does not watch (a Namespace) is kept.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -21,9 +20,9 @@ from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import MERGE_PATCH
 from shoal.controllers.garbage_collector import GarbageCollector
+from shoal.kube.objects import Obj
 from tests.support.reconciling import Rig
 
-Obj = dict[str, Any]
 NS = "default"
 HOLD = "example.com/hold"
 TYPES = (resources.CONFIGMAPS, resources.SECRETS, resources.REPLICASETS, resources.PODS)

@@ -9,17 +9,15 @@ and the content of other namespaces are never touched.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import MERGE_PATCH
 from shoal.controllers.namespace import NamespaceController
+from shoal.kube.objects import Obj
 from tests.support.reconciling import Rig
 
-Obj = dict[str, Any]
 NS = "team"
 HOLD = "example.com/hold"
 

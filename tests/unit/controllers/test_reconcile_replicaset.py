@@ -21,9 +21,9 @@ from shoal.client import resources
 from shoal.client.errors import ConflictError
 from shoal.client.expectations import EXPECTATIONS_TTL
 from shoal.controllers.replicaset import ReplicaSetController
+from shoal.kube.objects import Obj
 from tests.support.reconciling import Rig
 
-Obj = dict[str, Any]
 NS = "default"
 KEY = f"{NS}/web"
 

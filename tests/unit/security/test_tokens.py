@@ -15,7 +15,8 @@ import yaml
 
 from shoal.security import pki, tokens
 from shoal.security.kubeconfig import write_kubeconfig
-from shoal.security.tokens import TokenAuthenticator, TokenEntry, TokenFileError, UserInfo
+from shoal.security.tokens import TokenAuthenticator, TokenEntry, TokenFileError
+from shoal.security.user import UserInfo
 
 
 def test_admin_token_created_once(tmp_path: Path) -> None:
