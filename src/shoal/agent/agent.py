@@ -50,6 +50,7 @@ from shoal.client.errors import ApiClientError
 from shoal.client.events import EventRecorder
 from shoal.client.informer import EventHandler, Informer, wait_for_sync
 from shoal.client.rest import ApiClient
+from shoal.kube import objects
 from shoal.kube.clock import Clock, WallClock, race_sleep
 from shoal.kube.objects import Obj
 
@@ -57,10 +58,6 @@ __all__ = ["NodeAgent", "run_agent"]
 
 log = logging.getLogger(__name__)
 
-
-
-def _uid(pod: Obj) -> str:
-    return str((pod.get("metadata") or {}).get("uid") or "")
 
 
 def _desired(pod: Obj) -> tuple[Obj, Obj]:
@@ -96,7 +93,7 @@ class NodeAgent:
         self._events: asyncio.Queue[tuple[Obj, str, str, str, str]] = asyncio.Queue()
         self._event_writer: asyncio.Task[None] | None = None
         self.pods = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
-        self.pods.add_index("uid", lambda pod: [_uid(pod)])
+        self.pods.add_index("uid", lambda pod: [objects.uid(pod)])
         self.workers = PodWorkers(self._sync, self.clock,
                                   expected=(VolumeError, RuntimeDriverError, ApiClientError))
         self.probes = ProbeManager(driver, self.clock, on_change=self.workers.update, record=self._record)
@@ -163,7 +160,7 @@ class NodeAgent:
 
     def _on_pod(self, pod: Obj) -> None:
         if (pod.get("spec") or {}).get("nodeName") == self.node_name:
-            self.workers.update(_uid(pod))
+            self.workers.update(objects.uid(pod))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         """Sync on changes of spec or metadata; status-only updates (mostly our own writes) are

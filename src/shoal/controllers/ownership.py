@@ -33,7 +33,7 @@ from shoal.client.errors import ApiClientError, ConflictError, InvalidError, Not
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import JSON_PATCH, ApiClient
 from shoal.kube import objects, selectors
-from shoal.kube.objects import Obj
+from shoal.kube.objects import Obj, OwnerReference
 from shoal.kube.objects import meta as _meta
 
 __all__ = [
@@ -56,11 +56,10 @@ def index_controller_uid(obj: Obj) -> list[str]:
     return [uid] if uid else []
 
 
-def controller_ref(owner: Obj, ref: ResourceRef) -> dict[str, Any]:
+def controller_ref(owner: Obj, ref: ResourceRef) -> OwnerReference:
     """A controller ``ownerReference`` to ``owner`` (of type ``ref``), blocking its deletion."""
-    meta = _meta(owner)
-    return {"apiVersion": ref.api_version, "kind": ref.kind, "name": meta.get("name", ""),
-            "uid": meta.get("uid", ""), "controller": True, "blockOwnerDeletion": True}
+    return {"apiVersion": ref.api_version, "kind": ref.kind, "name": objects.name(owner),
+            "uid": objects.uid(owner), "controller": True, "blockOwnerDeletion": True}
 
 
 @dataclass
@@ -82,12 +81,11 @@ class Claimer:
         """The objects the owner controls after adopting and releasing (read-only inputs).
 
         Every object is tried; if any write failed, the first error is raised afterwards."""
-        owner_uid = _meta(self.owner).get("uid")
-        owner_deleting = bool(_meta(self.owner).get("deletionTimestamp"))
+        owner_uid = objects.uid(self.owner)
+        owner_deleting = objects.deleting(self.owner)
         claimed: list[Obj] = []
         errors: list[ApiClientError] = []
         for obj in objs:
-            meta = _meta(obj)
             ref = objects.controller_of(obj)
             matches = selectors.matches(self.selector, objects.labels(obj))
             try:
@@ -96,9 +94,9 @@ class Claimer:
                         continue
                     if matches:
                         claimed.append(obj)
-                    elif not owner_deleting and not meta.get("deletionTimestamp"):
+                    elif not owner_deleting and not objects.deleting(obj):
                         await self._release(obj)
-                elif matches and not owner_deleting and not meta.get("deletionTimestamp") \
+                elif matches and not owner_deleting and not objects.deleting(obj) \
                         and await self._adopt(obj):
                     claimed.append(obj)
             except ApiClientError as exc:
@@ -113,20 +111,19 @@ class Claimer:
         if not self._checked:
             await self.can_adopt()
             self._checked = True
-        refs = [r for r in _meta(obj).get("ownerReferences") or [] if isinstance(r, dict)]
-        new_refs = [*refs, controller_ref(self.owner, self.owner_ref)]
+        new_refs = [*objects.owner_references(obj), controller_ref(self.owner, self.owner_ref)]
         log.info("%s adopts %s", _describe(self.owner), _describe(obj))
         return await self._patch_refs(obj, new_refs)
 
     async def _release(self, obj: Obj) -> None:
-        owner_uid = _meta(self.owner).get("uid")
-        refs = [r for r in _meta(obj).get("ownerReferences") or [] if isinstance(r, dict)]
+        owner_uid = objects.uid(self.owner)
+        refs = objects.owner_references(obj)
         log.info("%s releases %s", _describe(self.owner), _describe(obj))
         await self._patch_refs(obj, [r for r in refs if r.get("uid") != owner_uid])
 
-    async def _patch_refs(self, obj: Obj, refs: list[dict[str, Any]]) -> bool:
+    async def _patch_refs(self, obj: Obj, refs: list[OwnerReference]) -> bool:
         """Set ``ownerReferences`` on the object as cached; False if the object is gone."""
-        meta = _meta(obj)
+        meta = objects.typed_meta(obj)
         patch: list[Obj] = [
             {"op": "test", "path": "/metadata/uid", "value": meta.get("uid")},
             {"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},

@@ -1,29 +1,13 @@
-"""Backoff (kubelet flowcontrol semantics), Go duration strings and race_sleep, on a fake clock."""
+"""Backoff (kubelet flowcontrol semantics), on a fake clock."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 
 from shoal.agent.backoff import Backoff
-from shoal.kube.clock import FakeClock, race_sleep
-from shoal.kube.times import format_micro, format_time, go_duration
+from shoal.kube.clock import FakeClock
 
 START = 1_700_000_000.0
-
-
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (0.25, "250ms"), (1, "1s"), (1.5, "1.5s"), (10, "10s"), (60, "1m0s"), (80, "1m20s"),
-    (300, "5m0s"), (3725.5, "1h2m5.5s"), (2.125, "2.125s"),
-])
-def test_go_duration(seconds: float, text: str) -> None:
-    assert go_duration(seconds) == text
-
-
-def test_timestamps() -> None:
-    assert format_time(START) == "2023-11-14T22:13:20Z"
-    assert format_micro(START + 0.123456) == "2023-11-14T22:13:20.123456Z"
 
 
 def test_crash_loop_sequence_doubles_to_the_cap() -> None:
@@ -82,17 +66,3 @@ def test_reset_prefix_and_gc() -> None:
 def test_invalid_backoff() -> None:
     with pytest.raises(ValueError, match="initial"):
         Backoff(10, 5, FakeClock())
-
-
-async def test_race_sleep() -> None:
-    clock = FakeClock(START)
-    event = asyncio.Event()
-    waiter = asyncio.create_task(race_sleep(clock, 5, event.wait()))
-    await asyncio.sleep(0)
-    event.set()
-    assert await waiter == (True, True)
-    waiter = asyncio.create_task(race_sleep(clock, 5, asyncio.Event().wait()))
-    for _ in range(3):
-        await asyncio.sleep(0)
-    clock.advance(5)
-    assert await waiter == (False, None)

@@ -1,4 +1,4 @@
-"""Tests for shoal.kube.selectors: Kubernetes label and field selector syntax and semantics."""
+"""shoal.kube.selectors and shoal.kube.fieldselectors: Kubernetes label and field selector syntax and semantics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from shoal.kube import selectors
 from shoal.kube.errors import ApiError
 from shoal.kube.fieldselectors import FieldRequirement, parse_field_selector
 from shoal.kube.selectors import (
@@ -306,3 +307,40 @@ def test_field_check_supported() -> None:
     assert info.value.code == 400
     assert info.value.message == "field label not supported: spec.nodeName"
     assert parse_field_selector("").empty()
+
+
+# -- metav1.LabelSelector objects, as controllers match them --------------------------------------
+# The semantics of https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/:
+# "An empty label selector (that is, one with zero requirements) selects every object in the
+# collection. A null label selector (which is only possible for optional selector fields)
+# selects nothing."  "notin ... also matches resources that lack the label key."
+
+@pytest.mark.parametrize(("spec", "labels", "expected"), [
+    ({"matchLabels": {"component": "redis"}}, {"component": "redis", "tier": "cache"}, True),
+    ({"matchExpressions": [{"key": "environment", "operator": "In", "values": ["production", "qa"]}]},
+     {"environment": "qa"}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["frontend", "backend"]}]},
+     {}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["frontend", "backend"]}]},
+     {"tier": "frontend"}, False),
+    ({"matchExpressions": [{"key": "partition", "operator": "Exists"}]}, {"partition": ""}, True),
+    ({"matchExpressions": [{"key": "partition", "operator": "DoesNotExist"}]}, {"partition": "a"}, False),
+    ({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "Exists"}]}, {"a": "1"}, False),
+    ({}, {"anything": "at all"}, True),
+    (None, {"app": "web"}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}, {"a": "2"}, False),
+    ({"matchLabels": {"no spaces allowed": "x"}}, {"no spaces allowed": "x"}, False),
+])
+def test_matches_follows_kubernetes_semantics(spec: object, labels: dict[str, str], expected: bool) -> None:
+    assert selectors.matches(spec, labels) is expected
+
+
+def test_compile_spec_parses_each_selector_once_and_refuses_what_kubernetes_refuses() -> None:
+    spec = {"matchLabels": {"app": "web"}}
+    first, again = selectors.compile_spec(spec), selectors.compile_spec({"matchLabels": {"app": "web"}})
+    assert first is not None and first is again  # cached by content
+    assert selectors.compile_spec({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}) is None
+    nothing = selectors.compile_spec(None)
+    assert nothing is not None and not nothing.matches({})
+    assert selectors.is_empty_spec({}) and selectors.is_empty_spec({"matchLabels": {}})
+    assert not selectors.is_empty_spec(None) and not selectors.is_empty_spec({"matchLabels": {"a": "b"}})

@@ -1,61 +1,13 @@
-"""Shared helpers: Kubernetes' HumanDuration, label/selector formatting, name rules, quantities."""
+"""The printers' helpers (labels and selectors as kubectl prints them) and Kubernetes' name rules."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from fractions import Fraction
+from datetime import UTC, datetime
 
-import pytest
-
-from shoal.kube import quantity, selectors, times
+from shoal.kube import selectors
 from shoal.resources import naming, printing
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("delta", "expected"),
-    [
-        (timedelta(seconds=-5), "<invalid>"),
-        (timedelta(seconds=-2), "<invalid>"),
-        (timedelta(seconds=-1), "0s"),
-        (timedelta(milliseconds=-1500), "0s"),
-        (timedelta(0), "0s"),
-        (timedelta(seconds=5), "5s"),
-        (timedelta(seconds=59), "59s"),
-        (timedelta(seconds=119, milliseconds=999), "119s"),
-        (timedelta(minutes=2), "2m"),
-        (timedelta(minutes=3, seconds=20), "3m20s"),
-        (timedelta(minutes=9, seconds=59), "9m59s"),
-        (timedelta(minutes=10, seconds=30), "10m"),
-        (timedelta(minutes=179), "179m"),
-        (timedelta(hours=3), "3h"),
-        (timedelta(hours=5, minutes=30), "5h30m"),
-        (timedelta(hours=8, minutes=30), "8h"),
-        (timedelta(hours=47), "47h"),
-        (timedelta(hours=48), "2d"),
-        (timedelta(days=3, hours=4), "3d4h"),
-        (timedelta(days=7, hours=23), "7d23h"),
-        (timedelta(days=8, hours=5), "8d"),
-        (timedelta(days=400), "400d"),
-        (timedelta(days=730), "2y"),
-        (timedelta(days=800), "2y70d"),
-        (timedelta(days=3000), "8y"),
-    ],
-)
-def test_age_follows_kubernetes_human_duration(delta: timedelta, expected: str) -> None:
-    created = (NOW - delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    assert times.age(created, NOW) == expected
-
-
-def test_age_of_missing_or_bad_timestamp_is_unknown() -> None:
-    assert times.age(None, NOW) == "<unknown>"
-    assert times.age("", NOW) == "<unknown>"
-    assert times.age("yesterday", NOW) == "<unknown>"
-
-
-def test_age_accepts_naive_now_and_offsets() -> None:
-    assert times.age("2025-06-01T13:00:00+02:00", NOW.replace(tzinfo=None)) == "60m"
 
 
 def test_format_labels_and_selectors() -> None:
@@ -108,29 +60,3 @@ def test_name_rules_use_kubernetes_messages() -> None:
     assert naming.config_key_errors("a b")[0].startswith("a valid config key must consist")
     assert naming.ip_errors("10.0.0.1") == [] and naming.ip_errors("10.0.0.300") != []
     assert naming.cidr_errors("10.42.0.0/24") == [] and naming.cidr_errors("x") != []
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("500m", Fraction(1, 2)),
-        ("1", Fraction(1)),
-        ("1.5", Fraction(3, 2)),
-        ("2Gi", Fraction(2 * 2**30)),
-        ("128Mi", Fraction(128 * 2**20)),
-        ("1k", Fraction(1000)),
-        ("1e3", Fraction(1000)),
-        ("1E", Fraction(10**18)),
-        ("100n", Fraction(1, 10**7)),
-        (".5", Fraction(1, 2)),
-        (3, Fraction(3)),
-    ],
-)
-def test_parse_quantity(text: str | int, value: Fraction) -> None:
-    assert quantity.parse_quantity(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "abc", "1GB", "1.2.3", "--1", True])
-def test_parse_quantity_rejects_garbage(text: object) -> None:
-    with pytest.raises(ValueError, match="quantities must match the regular expression"):
-        quantity.parse_quantity(text)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from shoal.controllers import conditions
 from shoal.controllers.conditions import get_condition, new_condition, set_condition
 from shoal.controllers.deployment import replicas as r
-from shoal.kube import times
+from shoal.kube import objects, times
 from shoal.kube.objects import Obj
 from shoal.kube.objects import status as _status
 
@@ -66,10 +66,6 @@ PAUSED = "DeploymentPaused"
 RESUMED = "DeploymentResumed"
 FAILED_RS_CREATE = "ReplicaSetCreateError"
 _NO_DEADLINE = 2**31 - 1
-
-
-def _name(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 def has_progress_deadline(d: Obj) -> bool:
@@ -166,7 +162,7 @@ def rollout_status(all_rss: Sequence[Obj | None], new: Obj | None, d: Obj, now: 
     complete = (_count(status, "replicas") == _count(status, "updatedReplicas") and current is not None
                 and current.get("reason") == NEW_RS_AVAILABLE)
     if has_progress_deadline(d) and not complete:
-        what = f'ReplicaSet "{_name(new)}"' if new is not None else f'Deployment "{_name(d)}"'
+        what = f'ReplicaSet "{objects.name(new)}"' if new is not None else f'Deployment "{objects.name(d)}"'
         if deployment_complete(d, status):
             set_condition(status, new_condition(PROGRESSING, "True", NEW_RS_AVAILABLE,
                                                 f"{what} has successfully progressed.", now))
