@@ -59,7 +59,6 @@ __all__ = ["NodeAgent", "run_agent"]
 log = logging.getLogger(__name__)
 
 
-
 def _desired(pod: Obj) -> tuple[Obj, Obj]:
     """What the agent acts on: the spec and the metadata without bookkeeping fields."""
     meta = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}

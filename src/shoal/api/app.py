@@ -50,6 +50,7 @@ from shoal.api.discovery import AGGREGATED, Discovery, wants_aggregated
 from shoal.api.handlers import ResourceHandlers, parse_target
 from shoal.api.openapi import ResourceInfo, build_openapi_v3
 from shoal.api.pipeline import RequestPipeline
+from shoal.api.requestinfo import split_path
 from shoal.api.storage import ObjectStorage
 from shoal.kube import errors
 from shoal.resources.registry import Registry
@@ -163,16 +164,14 @@ class ApiServer:
         return response
 
     async def _resource(self, request: Request) -> Response:
-        parts = [p for p in request.path_params["path"].split("/") if p]
-        core = request.scope["path"].startswith("/api/")  # not request.url: building a URL is slow
-        if core:
-            if not parts or parts[0] != "v1":
+        path: str = request.scope["path"]  # not request.url: building a URL is slow
+        split = split_path(path)
+        assert split is not None, "resource() serves only /api/ and /apis/ paths"
+        group, version, rest = split
+        if not group:  # the core group: /api/v1 only
+            if version != "v1":
                 raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-            group, version, rest = "", "v1", parts[1:]
         else:
-            if not parts:
-                raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
-            group, version, rest = parts[0], parts[1] if len(parts) > 1 else "", parts[2:]
             if not version:
                 doc: dict[str, Any] | None = self.discovery.group(group)
                 if doc is None:

@@ -31,7 +31,7 @@ from typing import Protocol
 
 from starlette.types import Message, Scope, Send
 
-from shoal.api.requestinfo import RequestInfo
+from shoal.api.requestinfo import RequestInfo, header
 from shoal.security.user import UserInfo
 
 
@@ -95,10 +95,7 @@ def source_ips(scope: Scope) -> tuple[str, ...]:
 
 
 def user_agent(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"user-agent":
-            return str(value.decode("latin-1"))
-    return ""
+    return header(scope, b"user-agent") or ""
 
 
 class StatusRecorder:

@@ -32,6 +32,7 @@ from typing import Protocol
 
 from starlette.types import Scope
 
+from shoal.api import requestinfo
 from shoal.security.tokens import TokenAuthenticator
 from shoal.security.user import UserInfo, authenticated
 
@@ -65,14 +66,6 @@ def request_user(scope: Scope) -> UserInfo:
     return user
 
 
-def authorization_header(scope: Scope) -> str | None:
-    """The first ``Authorization`` header of a scope, or None."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
-
-
 class TokenAuthentication:
     """Bearer tokens from the static token file, with a short memory of accepted headers."""
 
@@ -85,7 +78,7 @@ class TokenAuthentication:
         self._known: dict[str, tuple[float, UserInfo]] = {}
 
     async def authenticate(self, scope: Scope) -> UserInfo | None:
-        header = authorization_header(scope)
+        header = requestinfo.header(scope, b"authorization")
         now = self._clock()
         known = self._known.get(header) if header else None
         if known is not None and known[0] > now:

@@ -18,9 +18,9 @@ Rules
   without a name is ``deletecollection``.  A list or watch with the field selector
   ``metadata.name=<n>`` is about the object ``<n>`` (so a policy on names covers it).
 * WebSocket upgrades are GET requests.
-* Empty path segments are dropped, exactly as :meth:`shoal.api.app.ApiServer.resource`
-  drops them, so the attributes describe the object the handler will serve: authorization
-  decides on what is really done, never on a different reading of the same path.
+* Empty path segments are dropped.  :func:`split_path` is the one reading of a resource path,
+  for these attributes and for :meth:`shoal.api.app.ApiServer.resource`'s routing alike, so
+  authorization decides on what is really done, never on a different reading of the same path.
 """
 
 from __future__ import annotations
@@ -53,26 +53,39 @@ class RequestInfo(NamedTuple):
     name: str = ""
 
 
-def request_info(scope: Scope) -> RequestInfo:
-    """The :class:`RequestInfo` of an ASGI ``http`` or ``websocket`` scope."""
-    path: str = scope["path"]
-    method: str = scope.get("method", "GET")
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first header ``name`` (lower case) of an ASGI scope, or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def split_path(path: str) -> tuple[str, str, list[str]] | None:
+    """``(group, version, rest)`` of an ``/api/...`` or ``/apis/...`` path, empty segments dropped
+    (``group`` "" for the core ``/api``; ``version`` "" when the path stops before it); None for
+    any other path.  The one reading of a resource path: the handlers route with it too."""
     if path.startswith("/api/"):
         parts = path[5:].split("/")
         if "" in parts:
             parts = [p for p in parts if p]
-        if not parts:
-            return RequestInfo(path, method.lower())
-        group, version, parts = "", parts[0], parts[1:]
-    elif path.startswith("/apis/"):
+        return "", parts[0] if parts else "", parts[1:]
+    if path.startswith("/apis/"):
         parts = path[6:].split("/")
         if "" in parts:
             parts = [p for p in parts if p]
-        if len(parts) < 2:
-            return RequestInfo(path, method.lower())
-        group, version, parts = parts[0], parts[1], parts[2:]
-    else:
+        return parts[0] if parts else "", parts[1] if len(parts) > 1 else "", parts[2:]
+    return None
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    """The :class:`RequestInfo` of an ASGI ``http`` or ``websocket`` scope."""
+    path: str = scope["path"]
+    method: str = scope.get("method", "GET")
+    split = split_path(path)
+    if split is None or not split[1]:
         return RequestInfo(path, method.lower())
+    group, version, parts = split
     if not parts:
         return RequestInfo(path, method.lower())  # a group-version discovery document
     verb = _VERBS.get(method, "")

@@ -25,6 +25,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Shoal: a container orchestrator that speaks the Kubernetes API.")
 
 
+def _check_runtime(runtime: str) -> None:
+    from shoal.agent.config import DRIVER_KINDS
+
+    if runtime and runtime not in DRIVER_KINDS:
+        raise typer.BadParameter(f"must be {' or '.join(DRIVER_KINDS)}", param_hint="--runtime")
+
+
 @app.command()
 def server(
     data_dir: Annotated[Path | None, typer.Option(
@@ -48,8 +55,7 @@ def server(
     unknown = disabled - COMPONENTS
     if unknown:
         raise typer.BadParameter(f"unknown components: {', '.join(sorted(unknown))}", param_hint="--disable")
-    if runtime not in ("", "podman", "process"):
-        raise typer.BadParameter("must be podman or process", param_hint="--runtime")
+    _check_runtime(runtime)
     if datastore != "sqlite" and not datastore.startswith("etcd://"):
         raise typer.BadParameter("must be sqlite or etcd://HOST:PORT[,HOST:PORT]", param_hint="--datastore")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -86,8 +92,7 @@ def agent(
     if ca_file is None and not insecure_skip_tls_verify:
         raise typer.BadParameter("give the cluster CA (--ca-file) or --insecure-skip-tls-verify",
                                  param_hint="--ca-file")
-    if runtime not in ("", "podman", "process"):
-        raise typer.BadParameter("must be podman or process", param_hint="--runtime")
+    _check_runtime(runtime)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = AgentConfig(node_name=node_name or socket.gethostname(), data_dir=data_dir, runtime=runtime,

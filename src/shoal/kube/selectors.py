@@ -381,12 +381,11 @@ def compile_spec(spec: Any) -> LabelSelector | None:
     if not isinstance(spec, Mapping):
         return None
     try:
-        return _compiled(_spec_key(spec))
-    except (TypeError, AttributeError):  # unhashable or malformed parts: parse uncached
-        try:
-            return label_selector_from_spec(spec)
-        except errors.ApiError:
-            return None
+        key = _spec_key(spec)
+        hash(key)
+    except (TypeError, AttributeError):  # malformed parts (not maps, lists and strings): refused
+        return None
+    return _compiled(key)
 
 
 def matches(spec: Any, labels: Mapping[str, str] | None) -> bool:
