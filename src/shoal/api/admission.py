@@ -28,11 +28,22 @@ Contract and invariants
 
 * :class:`AdmissionChain` runs plugins in order and is itself a plugin; a failed ``reserve``
   gives back the claims of the plugins before it, in reverse order, then re-raises.
-* Today's plugins, in :func:`default_admission` order: :class:`NamespaceLifecycle` (a
-  namespaced object is created only in an existing namespace that is not terminating: 404
-  ``namespaces "x" not found``, or 403 ``unable to create new content in namespace x because
-  it is being terminated``) and :class:`ServiceAllocation` (Service ClusterIPs and NodePorts,
-  :mod:`shoal.api.allocators`).
+* Today's plugins, in :func:`default_admission` order (Kubernetes' order):
+
+  - :class:`NamespaceLifecycle`: a namespaced object is created only in an existing namespace
+    that is not terminating (404 ``namespaces "x" not found``, or 403 ``unable to create new
+    content in namespace x because it is being terminated``), and the namespaces of
+    :data:`IMMORTAL_NAMESPACES` (``default``, ``kube-system``, ``kube-public``) are never
+    deleted (403 ``namespaces "default" is forbidden: this namespace may not be deleted``,
+    dry run included).  ``kube-node-lease`` may be deleted, as in Kubernetes; the
+    system-namespaces controller (:mod:`shoal.controllers.system_namespaces`) creates it again;
+  - :class:`DefaultTolerationSeconds`: a pod (create or update of the pod itself, not of a
+    subresource) that does not tolerate ``node.kubernetes.io/not-ready:NoExecute`` or
+    ``node.kubernetes.io/unreachable:NoExecute`` gets ``{key, operator: Exists, effect:
+    NoExecute, tolerationSeconds: DEFAULT_TOLERATION_SECONDS}`` for each one it lacks.  A
+    toleration with an empty key or an empty effect counts, as in Kubernetes; a malformed
+    ``spec`` or ``spec.tolerations`` is left to validation, which names the field;
+  - :class:`ServiceAllocation` (Service ClusterIPs and NodePorts, :mod:`shoal.api.allocators`).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shoal.api.allocators import Release, ServiceAllocator
 from shoal.api.storage import ObjectStorage
@@ -48,6 +59,20 @@ from shoal.kube import errors
 from shoal.kube.objects import Obj
 from shoal.resources.registry import Registry, ResourceKind
 from shoal.security.user import UserInfo
+
+#: Namespaces that may never be deleted (Kubernetes' ``immortalNamespaces``).
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+#: Seconds a pod stays bound to a node that turned not-ready or unreachable before the node
+#: lifecycle controller may evict it: the ``tolerationSeconds`` of the two NoExecute tolerations
+#: :class:`DefaultTolerationSeconds` adds.  Kubernetes' default is 300
+#: (``--default-not-ready-toleration-seconds``, ``--default-unreachable-toleration-seconds``);
+#: Shoal fails over in seconds (DESIGN.md, "Failure handling": the node's Lease expires after
+#: 10 s, then pods are evicted after this short toleration).  The one place this number lives.
+DEFAULT_TOLERATION_SECONDS = 5
+
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 
 
 class Operation(enum.Enum):
@@ -137,6 +162,11 @@ class NamespaceLifecycle:
 
     async def admit(self, request: AdmissionRequest) -> None:
         kind = request.kind
+        if (request.operation is Operation.DELETE and kind.group == "" and kind.plural == "namespaces"
+                and request.name in IMMORTAL_NAMESPACES):
+            raise errors.ApiError(
+                403, "Forbidden", f'namespaces "{request.name}" is forbidden: this namespace may not be deleted',
+                {"name": request.name, "kind": "namespaces"})
         if request.operation is not Operation.CREATE or not kind.namespaced:
             return
         try:
@@ -153,6 +183,45 @@ class NamespaceLifecycle:
                 {"name": request.name, "kind": kind.plural,
                  "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]},
             )
+
+    async def reserve(self, request: AdmissionRequest) -> Release:
+        return _nothing
+
+    async def release_unused(self, kind: ResourceKind, new: Obj | None, old: Obj) -> None:
+        return None
+
+
+def _tolerates(toleration: dict[str, Any], key: str) -> bool:
+    """Whether ``toleration`` already covers ``key:NoExecute`` (an empty key or effect matches all)."""
+    return toleration.get("key") in (key, "", None) and toleration.get("effect") in ("NoExecute", "", None)
+
+
+class DefaultTolerationSeconds:
+    """Pods tolerate not-ready and unreachable nodes for :data:`DEFAULT_TOLERATION_SECONDS`."""
+
+    def __init__(self, seconds: int = DEFAULT_TOLERATION_SECONDS) -> None:
+        self.defaults: dict[str, Obj] = {
+            key: {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+            for key in (NOT_READY_TAINT, UNREACHABLE_TAINT)}
+
+    async def admit(self, request: AdmissionRequest) -> None:
+        kind, pod = request.kind, request.object
+        if (kind.group != "" or kind.plural != "pods" or request.subresource
+                or request.operation is Operation.DELETE or not isinstance(pod, dict)):
+            return
+        spec = pod.get("spec")
+        if not isinstance(spec, dict):
+            return  # validation names the field
+        tolerations = spec.get("tolerations")
+        if tolerations is None:
+            tolerations = []
+        if not isinstance(tolerations, list):
+            return  # validation names the field
+        present = [t for t in tolerations if isinstance(t, dict)]
+        missing = [dict(default) for key, default in self.defaults.items()
+                   if not any(_tolerates(t, key) for t in present)]
+        if missing:
+            spec["tolerations"] = [*tolerations, *missing]
 
     async def reserve(self, request: AdmissionRequest) -> Release:
         return _nothing
@@ -181,6 +250,6 @@ class ServiceAllocation:
 
 
 def default_admission(storage: ObjectStorage, registry: Registry) -> AdmissionChain:
-    """Today's admission: namespace lifecycle, then Service IP and port allocation."""
-    return AdmissionChain([NamespaceLifecycle(storage, registry),
+    """Today's admission: namespace lifecycle, default tolerations, Service IP and port allocation."""
+    return AdmissionChain([NamespaceLifecycle(storage, registry), DefaultTolerationSeconds(),
                            ServiceAllocation(ServiceAllocator(storage.store))])

@@ -22,6 +22,12 @@ Seams:
 * **Which controllers** - :data:`CONTROLLERS` maps a name to a factory taking a
   :class:`ControllerContext`; ``disabled`` names are skipped (``--disable=<name>``).  A new
   controller adds itself to that table.
+* **Unelected controllers** - :data:`UNELECTED` (the system-namespaces controller) run in every
+  manager, for as long as ``stop`` is unset, outside leader election and its terms, on their own
+  informers: they repair what the election itself needs (``kube-system`` holds the Lease), as
+  kube-apiserver runs its system-namespaces controller in every API server.  A standard manager
+  runs them; one given its own ``controllers`` table runs only the ``unelected`` it is given.
+  ``disabled`` applies to both tables.
 """
 
 from __future__ import annotations
@@ -37,13 +43,14 @@ from shoal.client.controller import Controller
 from shoal.client.informer import InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
-from shoal.controllers import garbage_collector, namespace, nodeipam, replicaset
+from shoal.controllers import garbage_collector, namespace, nodeipam, replicaset, serviceaccounts, system_namespaces
 from shoal.controllers.deployment import DeploymentController
 from shoal.kube.clock import Clock, MonotonicClock
 
 __all__ = [
     "CONTROLLERS",
     "LEASE_NAME",
+    "UNELECTED",
     "AlwaysLeader",
     "ControllerContext",
     "ControllerManager",
@@ -97,6 +104,12 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "deployment": lambda ctx: DeploymentController(ctx.client, ctx.informers, clock=ctx.clock),
     "nodeipam": lambda ctx: nodeipam.NodeIpamController(
         ctx.client, ctx.informers, cluster_cidr=ctx.cluster_cidr, clock=ctx.clock),
+    "serviceaccount": lambda ctx: serviceaccounts.ServiceAccountController(ctx.client, ctx.informers, clock=ctx.clock),
+}
+
+UNELECTED: dict[str, ControllerFactory] = {
+    "system-namespaces": lambda ctx: system_namespaces.SystemNamespacesController(
+        ctx.client, ctx.informers, clock=ctx.clock),
 }
 
 
@@ -108,6 +121,7 @@ class ControllerManager:
                  namespaced_resources: Sequence[ResourceRef] = namespace.DEFAULT_RESOURCES,
                  gc_resources: Sequence[ResourceRef] = garbage_collector.DEFAULT_RESOURCES,
                  controllers: dict[str, ControllerFactory] | None = None,
+                 unelected: dict[str, ControllerFactory] | None = None,
                  cluster_cidr: str = nodeipam.DEFAULT_CLUSTER_CIDR, identity: str | None = None) -> None:
         self.client = client
         self.clock: Clock = clock or MonotonicClock()
@@ -120,20 +134,45 @@ class ControllerManager:
         self.namespaced_resources = namespaced_resources
         self.gc_resources = gc_resources
         self._factories = dict(controllers if controllers is not None else CONTROLLERS)
-        unknown = set(disabled) - set(self._factories)
+        if unelected is None:
+            unelected = UNELECTED if controllers is None else {}
+        self._unelected_factories = dict(unelected)
+        unknown = set(disabled) - set(self._factories) - set(self._unelected_factories)
         if unknown:
             raise ValueError(f"unknown controllers to disable: {sorted(unknown)}")
         self.disabled = frozenset(disabled)
         #: The controllers of the current term (empty when not leading).
         self.controllers: list[Controller] = []
+        #: The unelected controllers (empty before ``run`` and after it).
+        self.unelected: list[Controller] = []
 
-    def build(self, informers: InformerFactory) -> list[Controller]:
+    def build(self, informers: InformerFactory,
+              factories: dict[str, ControllerFactory] | None = None) -> list[Controller]:
         ctx = ControllerContext(self.client, informers, self.clock, self.namespaced_resources,
                                 self.gc_resources, self.cluster_cidr)
-        return [factory(ctx) for name, factory in self._factories.items() if name not in self.disabled]
+        chosen = self._factories if factories is None else factories
+        return [factory(ctx) for name, factory in chosen.items() if name not in self.disabled]
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.leadership.lead(stop, self._term)
+        if not set(self._unelected_factories) - self.disabled:
+            await self.leadership.lead(stop, self._term)
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._run_unelected(stop), name="unelected-controllers")
+            group.create_task(self.leadership.lead(stop, self._term), name="elected-controllers")
+
+    async def _run_unelected(self, stop: asyncio.Event) -> None:
+        informers = InformerFactory(self.client, sleep=self.clock.sleep)
+        self.unelected = self.build(informers, self._unelected_factories)
+        log.info("controller manager: starting %s (outside leader election)",
+                 ", ".join(c.name for c in self.unelected))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(informers.run(stop), name="unelected-informers")
+                for controller in self.unelected:
+                    group.create_task(controller.run(stop, 1), name=controller.name)
+        finally:
+            self.unelected = []
 
     async def _term(self, leading: asyncio.Event) -> None:
         informers = InformerFactory(self.client, sleep=self.clock.sleep)

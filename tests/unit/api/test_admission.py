@@ -14,6 +14,7 @@ from shoal.api.admission import (
     AdmissionChain,
     AdmissionPlugin,
     AdmissionRequest,
+    DefaultTolerationSeconds,
     NamespaceLifecycle,
     Operation,
     ServiceAllocation,
@@ -121,7 +122,7 @@ async def test_namespace_lifecycle_is_unchanged(tmp_path: Path) -> None:
     async with ApiHarness(tmp_path / "api") as harness, harness.as_user("alice") as alice:
         assert isinstance(harness.api.handlers.writer.admission, AdmissionChain)
         assert [type(p) for p in harness.api.handlers.writer.admission.plugins] == [
-            NamespaceLifecycle, ServiceAllocation]
+            NamespaceLifecycle, DefaultTolerationSeconds, ServiceAllocation]
         missing = await alice.post("/api/v1/namespaces/nope/configmaps", json={"metadata": {"name": "x"}})
         assert missing.status_code == 404
         assert missing.json()["message"] == 'namespaces "nope" not found'
