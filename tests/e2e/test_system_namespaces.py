@@ -7,6 +7,7 @@ item 19 (the ``default`` ServiceAccount), as a user sees them.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -87,8 +88,7 @@ def test_kubectl_cannot_delete_system_namespaces_and_kube_node_lease_comes_back(
         "configmap/after-delete created"
     for election in ("shoal-controller-manager", "kube-scheduler"):
         now = get_json(cluster, "lease", election, "-n", "kube-system")
-        poll(lambda election=election, now=now: renewed_since(cluster, "kube-system", election,
-                                                               now["spec"]["renewTime"]),
+        poll(functools.partial(renewed_since, cluster, "kube-system", election, now["spec"]["renewTime"]),
              10.0, f"{election} to renew its lease")
 
 
@@ -166,7 +166,7 @@ def test_pods_get_the_default_noexecute_tolerations(cluster: ShoalProcess) -> No
 def test_every_namespace_has_a_default_service_account(cluster: ShoalProcess) -> None:
     """Issue 8 item 19: system namespaces, a new namespace, and again after the account is deleted."""
     for name in SYSTEM:
-        poll(lambda name=name: get_json(cluster, "serviceaccount", "default", "-n", name), 10.0,
+        poll(functools.partial(get_json, cluster, "serviceaccount", "default", "-n", name), 10.0,
              f"{name}/default")
     cluster.kubectl("create", "namespace", "e2e-sa")
     first, took = poll(lambda: get_json(cluster, "serviceaccount", "default", "-n", "e2e-sa"), 10.0,
