@@ -6,7 +6,11 @@ list/watch, get, create, update (PUT), patch, delete, and the ``status``, ``scal
 ``finalize`` and ``binding`` subresources.  Responses are JSON objects, Tables when the
 client asks for ``as=Table``, or Status objects for errors (see :mod:`shoal.kube.errors`).
 Requests arrive authenticated and authorized (:mod:`shoal.api.pipeline`); every write carries
-the request's user in its :class:`~shoal.api.writes.WriteContext`.
+the request's user in its :class:`~shoal.api.writes.WriteContext`.  Query options (``limit``,
+``resourceVersion``, ``gracePeriodSeconds`` ...) and the bodies of DELETE, ``binding`` and
+``scale`` pass :mod:`shoal.api.options` before anything is read or written: a malformed one is
+a 4xx naming the parameter or field.  Without ``fieldValidation`` a write is checked as
+``Warn``, Kubernetes' default.
 """
 
 from __future__ import annotations
