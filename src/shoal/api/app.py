@@ -17,7 +17,9 @@ group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version docu
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
 :mod:`shoal.api.podproxy`.  A refusal by the authorizer is a 403 Forbidden Status.  Every
 :class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
-logged with its traceback and answered as a 500 InternalError Status.
+logged with its traceback and answered as a 500 InternalError Status that names only the
+exception's type (its text, which may hold file paths, stays in the log).  A client that
+disconnects before its request body is complete is one INFO line, not an error.
 
 After the pipeline, resource requests (``/api/...`` and ``/apis/...`` over HTTP) go straight
 to :meth:`ApiServer.resource`, past Starlette's router (which adds nothing there:
@@ -35,7 +37,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -121,9 +123,17 @@ class ApiServer:
             return await call()
         except errors.ApiError as exc:
             return json_response(exc.to_status(), exc.code, exc.headers or None)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nothing to answer, nothing broken.
+            log.info("client disconnected while sending %s %s", request.method, request.scope["path"])
+            return json_response(errors.bad_request("the client disconnected before the request body "
+                                                    "was complete").to_status(), 400)
         except Exception as exc:
-            log.exception("internal error serving %s %s", request.method, request.url.path)
-            return json_response(errors.internal(repr(exc)).to_status(), 500)
+            log.exception("internal error serving %s %s", request.method, request.scope["path"])
+            # The exception's text stays in the log: it may hold file paths or other internals.
+            return json_response(errors.internal(
+                f"unexpected {type(exc).__name__} serving the request; the API server log has the details"
+            ).to_status(), 500)
 
     async def version(self, request: Request) -> Response:
         return json_response(VERSION)

@@ -10,7 +10,9 @@
   ``spec.finalizers`` through ``/finalize``;
 * Pods bound to a node are deleted gracefully: ``deletionTimestamp`` = now + grace period and
   ``deletionGracePeriodSeconds``; the node's agent stops the containers and finishes the
-  deletion with grace period 0.  Unbound pods and ``gracePeriodSeconds: 0`` go at once;
+  deletion with grace period 0.  Unbound pods and ``gracePeriodSeconds: 0`` go at once.  Any
+  int64 grace period is taken, as Kubernetes does; a deadline past year 9999 is written as
+  :data:`LATEST_TIMESTAMP`.  The options' types are checked by :func:`shoal.api.options.delete_options`;
 * an object with a ``deletionTimestamp`` and no finalizers left is removed from the store.
   :meth:`Deleter.finish_if_done` is called after every update so that removing the last
   finalizer completes the deletion.
@@ -23,7 +25,7 @@ IPs and ports) through admission's ``release_unused``.
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.api.admission import AdmissionRequest, Operation
@@ -34,6 +36,22 @@ from shoal.resources.registry import ResourceKind
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
+
+
+#: The latest ``deletionTimestamp`` there is: RFC 3339 has four-digit years.
+LATEST_TIMESTAMP = "9999-12-31T23:59:59Z"
+
+
+def _deadline(ctx: WriteContext, seconds: int) -> str:
+    """``now + seconds`` as a timestamp, clamped to :data:`LATEST_TIMESTAMP`.
+
+    Kubernetes takes any int64 grace period (its Go arithmetic wraps around); a deadline past
+    year 9999 cannot be written, and such a pod is in practice never killed: the latest
+    timestamp says the same."""
+    latest = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    if seconds >= (latest - ctx.now).total_seconds():
+        return LATEST_TIMESTAMP
+    return times.format_time(ctx.now + timedelta(seconds=seconds))
 
 
 def _policy(options: dict[str, Any]) -> str:
@@ -141,10 +159,11 @@ class Deleter:
             if not (obj.get("spec") or {}).get("nodeName") or (obj.get("status") or {}).get(
                     "phase") in ("Succeeded", "Failed"):
                 seconds = 0
+            seconds = max(int(seconds), 0)
             current = meta.get("deletionGracePeriodSeconds")
             if current is None or seconds < current:
-                meta["deletionGracePeriodSeconds"] = max(int(seconds), 0)
-                meta["deletionTimestamp"] = times.format_time(ctx.now + timedelta(seconds=max(int(seconds), 0)))
+                meta["deletionGracePeriodSeconds"] = seconds
+                meta["deletionTimestamp"] = _deadline(ctx, seconds)
         elif not already:
             meta["deletionTimestamp"] = ctx.timestamp
             meta["deletionGracePeriodSeconds"] = 0

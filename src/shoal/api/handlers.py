@@ -6,7 +6,11 @@ list/watch, get, create, update (PUT), patch, delete, and the ``status``, ``scal
 ``finalize`` and ``binding`` subresources.  Responses are JSON objects, Tables when the
 client asks for ``as=Table``, or Status objects for errors (see :mod:`shoal.kube.errors`).
 Requests arrive authenticated and authorized (:mod:`shoal.api.pipeline`); every write carries
-the request's user in its :class:`~shoal.api.writes.WriteContext`.
+the request's user in its :class:`~shoal.api.writes.WriteContext`.  Query options (``limit``,
+``resourceVersion``, ``gracePeriodSeconds`` ...) and the bodies of DELETE, ``binding`` and
+``scale`` pass :mod:`shoal.api.options` before anything is read or written: a malformed one is
+a 4xx naming the parameter or field.  Without ``fieldValidation`` a write is checked as
+``Warn``, Kubernetes' default.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from shoal.api.admission import AdmissionPlugin
 from shoal.api.authn import request_user
 from shoal.api.bodies import clone, decode_body, decode_json, json_response, media_type, wants_table
 from shoal.api.deletion import Deleter
+from shoal.api.options import binding_node, delete_options, list_options, scale_replicas
 from shoal.api.patch import apply_patch
 from shoal.api.storage import ObjectStorage
 from shoal.api.watch import watch_response
@@ -91,7 +96,7 @@ class ResourceHandlers:
         if not manager:
             agent = request.headers.get("user-agent", "unknown")
             manager = agent.split("/", 1)[0] or "unknown"
-        validation = params.get("fieldValidation") or "Strict"
+        validation = params.get("fieldValidation") or "Warn"  # Kubernetes' default; kubectl sends Strict
         if validation not in ("Strict", "Warn", "Ignore"):
             raise errors.bad_request(f"fieldValidation must be one of Strict, Warn, Ignore, not {validation!r}")
         dry_run = params.getlist("dryRun")
@@ -143,13 +148,10 @@ class ResourceHandlers:
 
     async def list(self, request: Request, target: Target) -> Response:
         params = request.query_params
-        try:
-            limit = int(params.get("limit") or 0)
-        except ValueError as exc:
-            raise errors.bad_request("limit must be an integer") from exc
+        options = list_options(params)
         page = await self.storage.list(target.kind, target.namespace,
                                        keep=self.object_filter(request, target.kind),
-                                       limit=max(limit, 0), continue_token=params.get("continue") or "")
+                                       limit=options.limit, continue_token=options.continue_token)
         metadata: dict[str, Any] = {"resourceVersion": page.resource_version}
         if page.continue_token:
             metadata["continue"] = page.continue_token
@@ -194,26 +196,27 @@ class ResourceHandlers:
 
     async def delete(self, request: Request, target: Target) -> Response:
         ctx = self.context(request)
-        raw = await request.body()
-        options = decode_json(raw) if raw.strip() else {}
-        for key in ("gracePeriodSeconds", "propagationPolicy"):
-            value = request.query_params.get(key)
-            if value is not None and key not in options:
-                if key == "gracePeriodSeconds" and not value.lstrip("-").isdigit():
-                    raise errors.bad_request(f"gracePeriodSeconds must be an integer, not {value!r}")
-                options[key] = int(value) if key == "gracePeriodSeconds" else value
+        options = await self._delete_options(request)
         obj, _ = await self.deleter.delete(target.kind, target.namespace, target.name, options, ctx)
         return self._respond(obj, ctx)
 
+    @staticmethod
+    async def _delete_options(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        return delete_options(decode_json(raw) if raw.strip() else None, request.query_params)
+
     async def delete_collection(self, request: Request, target: Target) -> Response:
         ctx = self.context(request)
+        options = await self._delete_options(request)
+        list_options(request.query_params)
         page = await self.storage.list(target.kind, target.namespace,
                                        keep=self.object_filter(request, target.kind))
         deleted = []
         for obj in page.items:
             meta = obj["metadata"]
             try:
-                gone, _ = await self.deleter.delete(target.kind, meta.get("namespace", ""), meta["name"], {}, ctx)
+                gone, _ = await self.deleter.delete(target.kind, meta.get("namespace", ""), meta["name"],
+                                                    options, ctx)
             except errors.ApiError as exc:
                 if exc.code == 404:
                     continue
@@ -246,15 +249,13 @@ class ResourceHandlers:
         wanted_rv = ""
         if request.method == "PUT":
             body = decode_body(raw, content_type)
-            wanted_rv = ((body or {}).get("metadata") or {}).get("resourceVersion") or ""
+            scale_replicas(body, target.name)  # the body's shape, before anything is read
+            wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
         async def compute(old: Obj) -> Obj:
             scale = self._scale_of(kind, old)
             new_scale = body if request.method == "PUT" else apply_patch(scale, raw, content_type)
-            replicas = (new_scale.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-                raise errors.invalid("Scale", "autoscaling", target.name, [errors.FieldError(
-                    "spec.replicas", "FieldValueInvalid", "must be greater than or equal to 0", replicas)])
+            replicas = scale_replicas(new_scale, target.name)
             new = clone(old)
             new.setdefault("spec", {})["replicas"] = replicas
             return self.writer.merge_update(kind, old, new, ctx, "")
@@ -268,13 +269,7 @@ class ResourceHandlers:
             raise errors.method_not_allowed("bindings can only be created")
         ctx = self.context(request)
         body = decode_body(await request.body(), request.headers.get("content-type"))
-        node = ((body or {}).get("target") or {}).get("name")
-        if not node:
-            raise errors.invalid("Binding", "", target.name, [errors.FieldError(
-                "target.name", "FieldValueRequired", "")])
-        if not isinstance(node, str):
-            raise errors.invalid("Binding", "", target.name, [errors.FieldError(
-                "target.name", "FieldValueInvalid", "must be a string", node)])
+        node = binding_node(body, target.name)
 
         async def compute(old: Obj) -> Obj:
             current = (old.get("spec") or {}).get("nodeName")

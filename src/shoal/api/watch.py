@@ -5,7 +5,9 @@ the stream starts with a synthetic ADDED per existing object, as Kubernetes does
 compacted RV ends the stream with an ERROR event carrying a 410 Expired Status, which
 kubectl and client-go answer by listing again.  ``allowWatchBookmarks=true`` adds BOOKMARK
 events carrying the last revision delivered.  The stream ends after ``timeoutSeconds``
-(default 30 minutes) or when the client goes away.  Events are Tables when the client asks
+(an int64; 0 or none: 30 minutes; negative: at once) or when the client goes away.
+Malformed ``timeoutSeconds`` or ``resourceVersion`` (``nan``, ``inf``, ``abc``) is a 400
+(:func:`shoal.api.options.list_options`).  Events are Tables when the client asks
 for ``as=Table`` (``kubectl get -w``); the column definitions are sent in the first event.
 """
 
@@ -24,6 +26,7 @@ from starlette.responses import StreamingResponse
 
 from shoal.api import tables
 from shoal.api.bodies import JSON, wants_table
+from shoal.api.options import list_options, resource_version
 from shoal.api.storage import WatchEvent
 from shoal.kube import errors
 
@@ -41,26 +44,19 @@ async def watch_response(handlers: ResourceHandlers, request: Request, target: T
     params = request.query_params
     kind = target.kind
     keep = handlers.object_filter(request, kind)
-    timeout = DEFAULT_TIMEOUT
-    if params.get("timeoutSeconds"):
-        try:
-            timeout = float(params["timeoutSeconds"])
-        except ValueError as exc:
-            raise errors.bad_request("timeoutSeconds must be an integer") from exc
+    options = list_options(params)
+    # Like Kubernetes: 0 (or none) is the default, a negative timeout ends the watch at once.
+    timeout = float(options.timeout_seconds) if options.timeout_seconds else DEFAULT_TIMEOUT
     bookmarks = (params.get("allowWatchBookmarks") or "").lower() == "true"
     as_table = wants_table(request.headers.get("accept"))
     include = params.get("includeObject") or "Metadata"
-    rv_param = params.get("resourceVersion") or ""
+    start = resource_version(options.resource_version)
     initial: list[WatchEvent] = []
-    if rv_param in ("", "0"):
+    if start == 0:
         page = await handlers.storage.list(kind, target.namespace, keep=keep)
         start = int(page.resource_version)
         initial = [WatchEvent("ADDED", obj, start) for obj in page.items]
     else:
-        try:
-            start = int(rv_param)
-        except ValueError as exc:
-            raise errors.bad_request(f"invalid resourceVersion {rv_param!r}") from exc
         current = await handlers.storage.current_revision()
         if start > current:
             raise errors.ApiError(504, "Timeout", f"Too large resource version: {start}, current: {current}",

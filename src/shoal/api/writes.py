@@ -4,8 +4,8 @@ Every write goes through the same pipeline, in Kubernetes' order:
 
 1. decode (done by the caller) and schema check: type errors are 422 Invalid naming the field;
    unknown fields are refused under ``fieldValidation=Strict`` (400, "strict decoding error"),
-   reported as a ``Warning`` header under ``Warn`` and dropped under ``Ignore`` — an unknown
-   field is never stored as if it were honoured;
+   reported as a ``Warning`` header under ``Warn`` (the default, as in Kubernetes) and dropped
+   under ``Ignore`` — an unknown field is never stored as if it were honoured;
 2. system metadata: ``uid``, ``creationTimestamp``, ``generation`` (1 on create, +1 only when
    something outside ``metadata`` and ``status`` changed), ``managedFields``; fields clients
    may not set are reset from the old object;
@@ -55,7 +55,8 @@ class WriteContext:
     user: UserInfo
     field_manager: str = ""
     dry_run: bool = False
-    field_validation: str = "Strict"
+    #: Kubernetes' default when the request names none (kubectl sends Strict itself).
+    field_validation: str = "Warn"
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     warnings: list[str] = field(default_factory=list)
 
@@ -196,11 +197,11 @@ class Writer:
                                   f"UID in object meta: {old['metadata'].get('uid', '')}")
         if subresource == "status":
             result = clone(old)
-            result["status"] = new.get("status", {})
+            result["status"] = new.get("status") or {}  # null: the empty status, as Go decodes it
             new = result
         elif subresource == "finalize":
             result = clone(old)
-            result.setdefault("spec", {})["finalizers"] = new.get("spec", {}).get("finalizers", [])
+            result.setdefault("spec", {})["finalizers"] = (new.get("spec") or {}).get("finalizers") or []
             new = result
         elif kind.has_status and "status" in old:
             new["status"] = clone(old["status"])

@@ -36,6 +36,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from shoal.kube import errors, times
+from shoal.kube.params import query_int64
 
 STDIN = 0
 STDOUT = 1
@@ -69,13 +70,8 @@ def parse_bool(params: QueryParams, name: str) -> bool:
 
 
 def _parse_int(params: QueryParams, name: str) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise errors.bad_request(f'{name}: invalid integer value "{value}"') from exc
+    """An int64 query parameter (``strconv.ParseInt``), None when absent or empty."""
+    return query_int64(params, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +88,10 @@ class LogOptions:
     def since(self, now: datetime) -> datetime | None:
         """The earliest log time wanted, or None for all of it."""
         if self.since_seconds is not None:
-            return now - timedelta(seconds=self.since_seconds)
+            try:
+                return now - timedelta(seconds=self.since_seconds)
+            except OverflowError:  # an int64 of seconds reaches before year 1: all of it
+                return datetime.min.replace(tzinfo=now.tzinfo)
         return self.since_time
 
     def to_query(self) -> list[tuple[str, str]]:

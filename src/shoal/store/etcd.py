@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from shoal.store import etcd_watch
 from shoal.store.etcd_gateway import ALL_KEYS, EtcdRequestError, Gateway, Json, b64, prefix_bounds, unb64
 from shoal.store.interface import (
+    MAX_LIMIT,
     CompactedError,
     Event,
     FutureRevisionError,
@@ -45,6 +46,10 @@ from shoal.store.interface import (
 
 if TYPE_CHECKING:
     from shoal.store.interface import Store
+
+
+#: etcd's revisions are int64.
+MAX_REVISION = 2**63 - 1
 
 
 def _kv(raw: Json) -> KeyValue:
@@ -149,7 +154,10 @@ class EtcdStore:
             key = b64(start_after + "\0")
         body: Json = {"key": key, "range_end": range_end}
         if limit > 0:
-            body["limit"] = str(limit)
+            # etcd adds one to the limit to see whether there is more: int64 must hold it.
+            body["limit"] = str(min(limit, MAX_LIMIT))
+        if revision > MAX_REVISION:  # etcd's revisions are int64: the gateway could not even parse it
+            raise FutureRevisionError(revision, await self.current_revision())
         if revision > 0:
             body["revision"] = str(revision)
         reply = await self._range(body, revision)
@@ -231,6 +239,8 @@ class EtcdStore:
 
     async def check_revision(self, prefix: str, revision: int) -> None:
         """Raise :class:`CompactedError`/:class:`FutureRevisionError` unless ``revision`` is readable."""
+        if revision > MAX_REVISION:
+            raise FutureRevisionError(revision, await self.current_revision())
         key, range_end = prefix_bounds(prefix)
         await self._range(
             {"key": key, "range_end": range_end, "count_only": True, "revision": str(revision)}, revision

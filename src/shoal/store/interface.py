@@ -17,7 +17,10 @@ Contract and invariants
 * ``list(prefix, revision=R)`` reads the state as of revision ``R`` (0 = latest).  Results are
   ordered by key.  With ``limit`` the result is cut after that many items and ``more`` is set;
   the next page is requested with ``start_after=<last key of the page>`` and the same
-  ``revision`` (the API server encodes both into Kubernetes' ``continue`` token).
+  ``revision`` (the API server encodes both into Kubernetes' ``continue`` token).  Any int is
+  a valid ``limit`` (Kubernetes passes any int64 through): ``<= 0`` is no limit, and one beyond
+  :data:`MAX_LIMIT` is taken as :data:`MAX_LIMIT` (no backend holds that many keys).  A
+  ``revision`` beyond the current one, however large, is a :class:`FutureRevisionError`.
 * ``watch(prefix, revision)`` yields every event with ``revision > revision`` on keys under
   ``prefix``, in revision order, with no gaps and no duplicates, then keeps following new
   writes until the consumer stops iterating.  ``DELETED`` events carry the last value.
@@ -33,7 +36,11 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
+
+#: The largest list ``limit`` a backend is handed (SQLite and etcd count in int64, and both
+#: add one to a limit to tell whether there is more); larger limits are cut to it.
+MAX_LIMIT: Final = 2**62
 
 
 class StoreError(Exception):

@@ -185,10 +185,13 @@ class SqliteStore:
         except sqlite3.Error as err:
             raise self._translate(err) from err
 
-    def _translate(self, err: sqlite3.Error) -> StoreError:
+    @staticmethod
+    def _translate(err: sqlite3.Error) -> StoreError:
+        """The store error for a failed statement.  Its text names SQLite, not the file: the API
+        server may show it to clients (a full disk is a 503 saying so), and paths stay private."""
         if isinstance(err, sqlite3.OperationalError):
-            return StoreUnavailableError(f"{self.path}: {err}")
-        return StoreError(f"{self.path}: {err}")
+            return StoreUnavailableError(f"sqlite: {err}")
+        return StoreError(f"sqlite: {err}")
 
     async def _write(
         self, fn: Callable[Concatenate[sqlite3.Connection, P], tuple[KeyValue, Event]],
@@ -234,7 +237,7 @@ class SqliteStore:
         for index, (_, future) in enumerate(group):
             outcome: _Outcome | BaseException
             if failure is not None:
-                outcome = StoreUnavailableError(f"{self.path}: group commit failed: {failure}")
+                outcome = StoreUnavailableError(f"sqlite: group commit failed: {failure}")
                 outcome.__cause__ = failure
             else:
                 outcome = outcomes[index]
@@ -282,7 +285,7 @@ class SqliteStore:
         except sqlite3.OperationalError:  # busy (e.g. WAL recovery): the worker waits for it
             return await self._run(sqlite_log.get, key)
         except sqlite3.Error as err:
-            raise StoreError(f"{self.path}: {err}") from err
+            raise self._translate(err) from err
 
     async def list(
         self, prefix: str, *, revision: int = 0, limit: int = 0, start_after: str | None = None

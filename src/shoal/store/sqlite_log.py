@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from shoal.store.interface import (
+    MAX_LIMIT,
     CompactedError,
     Event,
     EventType,
@@ -128,7 +129,7 @@ def _check_readable(conn: sqlite3.Connection, revision: int) -> int:
     current = current_revision(conn)
     if revision == 0:
         return current
-    if revision > current:
+    if revision > current:  # also every revision beyond int64, which SQL could not bind
         raise FutureRevisionError(revision, current)
     compacted = compacted_revision(conn)
     if revision < compacted:
@@ -184,8 +185,10 @@ def list_range(
     lo, hi = _range(prefix)
     params: dict[str, object] = {"lo": lo, "hi": hi, "after": start_after}
     page_sql = _LATEST_IN_RANGE.format(after=_AFTER if start_after is not None else "")
+    limit = min(limit, MAX_LIMIT)  # SQLite integers are int64: limit + 1 must stay one
     if limit > 0:
-        page_sql += f" LIMIT {limit + 1}"
+        page_sql += " LIMIT :page"
+        params["page"] = limit + 1
     with _read(conn):
         params["rev"] = rev = _check_readable(conn, revision)
         rows = conn.execute(page_sql, params).fetchall()

@@ -220,6 +220,31 @@ async def test_future_revision_is_refused(store: Store) -> None:
     assert (err.value.requested, err.value.current) == (current + 10, current)
 
 
+@pytest.mark.parametrize("limit", [2**63 - 1, 2**63, 2**64 + 7, 2**100, -1, -(2**63)])
+async def test_any_int_limit_is_taken(store: Store, limit: int) -> None:
+    """Issue 8 item 4: ``limit`` 2**63-1 made SQLite fail ("datatype mismatch": limit + 1 in SQL).
+
+    Kubernetes hands any int64 limit to its store; here any int is a limit: <= 0 is none, a
+    huge one lists everything, with no ``more``."""
+    keys = [f"{SVC}k{i}" for i in range(3)]
+    for key in keys:
+        await store.create(key, b"x")
+    page = await store.list(SVC, limit=limit)
+    assert [kv.key for kv in page.items] == keys and page.more is False
+    after = await store.list(SVC, limit=limit, start_after=keys[0], revision=page.revision)
+    assert [kv.key for kv in after.items] == keys[1:] and after.more is False
+
+
+@pytest.mark.parametrize("revision", [2**63 - 1, 2**63, 2**64, 2**90])
+async def test_any_future_revision_is_refused(store: Store, revision: int) -> None:
+    """Issue 8 item 4: a revision no int64 holds (from a continue token) is a future revision too."""
+    await store.create(SVC + "a", b"")
+    current = await store.current_revision()
+    with pytest.raises(FutureRevisionError) as err:
+        await store.list(SVC, revision=revision, limit=2**63 - 1)
+    assert (err.value.requested, err.value.current) == (revision, current)
+
+
 async def test_concurrent_read_modify_write_loses_no_update(store: Store) -> None:
     key = "/registry/counters/default/c"
     await store.create(key, b"0")

@@ -90,6 +90,14 @@ async def test_watch_future_revision_is_refused(store: Store) -> None:
             await anext(events)
 
 
+@pytest.mark.parametrize("revision", [2**63 - 1, 2**63, 2**70])
+async def test_watch_from_a_revision_beyond_int64_is_a_future_revision(store: Store, revision: int) -> None:
+    """Issue 8 item 4: revisions are numbers of any size at the store's door, never a crash."""
+    async with watching(store, SVC, revision) as events:
+        with pytest.raises(FutureRevisionError):
+            await anext(events)
+
+
 async def test_compaction(store: Store) -> None:
     a = await store.create(SVC + "a", b"a1")
     b = await store.create(SVC + "b", b"b1")

@@ -389,7 +389,9 @@ async def test_invalid_input_names_the_field_and_writes_nothing(
     body = deployment()
     body["spec"].update(change)
     before = await harness.revision()
-    answer = status_of(await harness.http.post(DEPLOYS, json=body), code, reason)
+    # Strict, as kubectl asks for it (without it the unknown field is a warning: Kubernetes' Warn).
+    answer = status_of(await harness.http.post(DEPLOYS, json=body, params={"fieldValidation": "Strict"}),
+                       code, reason)
     assert text in answer["message"]
     if field:
         assert field in [c["field"] for c in answer["details"]["causes"]]

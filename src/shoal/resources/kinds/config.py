@@ -2,6 +2,9 @@
 
 * ConfigMap (``ValidateConfigMap``): keys of ``data`` and ``binaryData`` are config keys and
   disjoint, total size at most 1 MiB; ``immutable: true`` freezes data and itself.
+* Base64 of ``[]byte`` fields (Secret ``data``, ConfigMap ``binaryData``) is read as Go's
+  ``StdEncoding`` reads it, skipping ``\\r`` and ``\\n``; a line-wrapped value is stored as one
+  line (the same bytes), as Kubernetes' decode and re-encode leaves it.
 * Secret: ``type`` defaults to ``Opaque``; ``stringData`` is merged into ``data`` (base64) and
   dropped, as the Kubernetes conversion does, so stored Secrets never carry ``stringData``.
   ``ValidateSecret``: data keys are config keys, values base64, total at most 1 MiB, type-specific
@@ -30,12 +33,28 @@ IMMUTABLE_SET = "field is immutable when `immutable` is set"
 
 
 def _decoded(value: Any) -> bytes | None:
+    """The bytes of a ``[]byte`` field's base64 text, as Go's ``StdEncoding`` reads it (it skips
+    ``\\r`` and ``\\n``, so PEM-style wrapped lines decode), or None when it is not base64."""
     if not isinstance(value, str):
         return None
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _unwrap_base64(values: Any) -> None:
+    """Rewrite line-wrapped base64 values of ``values`` (a dict) as one line.
+
+    Kubernetes decodes ``[]byte`` fields into bytes and encodes them again on the way out, so
+    the line breaks of a wrapped value are gone from the stored object; the bytes are the same."""
+    if not isinstance(values, dict):
+        return
+    for key, value in values.items():
+        if isinstance(value, str) and ("\n" in value or "\r" in value):
+            raw = _decoded(value)
+            if raw is not None:
+                values[key] = base64.b64encode(raw).decode()
 
 
 def _key_errors(keys: Any, prefix: str) -> list[FieldError]:
@@ -54,6 +73,10 @@ def _immutable_errors(obj: Obj, old: Obj, parts: tuple[str, ...]) -> list[FieldE
 
 
 # ---------------------------------------------------------------------------- ConfigMap
+
+
+def default_configmap(obj: Obj) -> None:
+    _unwrap_base64(obj.get("binaryData"))
 
 
 def validate_configmap(obj: Obj, old: Obj | None) -> list[FieldError]:
@@ -95,6 +118,7 @@ _REQUIRED_KEYS = {
 def default_secret(obj: Obj) -> None:
     if not obj.get("type"):
         obj["type"] = "Opaque"
+    _unwrap_base64(obj.get("data"))
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:
         data = obj.get("data")
@@ -175,7 +199,7 @@ CONFIGMAP = ResourceKind(
     columns=(printing.NAME_COLUMN,
              Column("Data", description="Data contains the configuration data."),
              printing.AGE_COLUMN),
-    row=configmap_row, validate=validate_configmap,
+    row=configmap_row, default=default_configmap, validate=validate_configmap,
 )
 
 SECRET = ResourceKind(
