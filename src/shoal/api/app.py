@@ -40,7 +40,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import podproxy
+from shoal.api import podproxy, selfsubject
 from shoal.api.admission import AdmissionPlugin
 from shoal.api.audit import AuditSink
 from shoal.api.authn import Authenticator
@@ -102,6 +102,9 @@ class ApiServer:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"] if scope["type"] == "http" else ""
+        if path in selfsubject.PATHS:
+            await selfsubject.serve(scope, receive, send)
+            return
         prefix = "/api/" if path.startswith("/api/") else "/apis/" if path.startswith("/apis/") else ""
         if not prefix:
             await self._starlette(scope, receive, send)
