@@ -8,20 +8,16 @@ the server is down, after a graceful stop or a ``kill -9`` (which leaves the SQL
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import http.client
 import json
-import os
 import ssl
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.disk import fill, tmpfs
 from tests.support.server import ShoalProcess
 
 pytestmark = pytest.mark.e2e
@@ -33,37 +29,6 @@ def stamps(data: Path) -> dict[str, int]:
     """Modification times of the data dir's files but the store's and the filler's."""
     return {str(p.relative_to(data)): p.stat().st_mtime_ns for p in sorted(data.rglob("*"))
             if p.is_file() and not p.name.startswith("state.db") and p.name != "filler"}
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
-
-
-def fill(directory: Path) -> Path:
-    """Write ``directory/filler`` until the file system has no byte left; returns its path."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        for chunk in (1 << 20, 1 << 12, 1):
-            block = b"\0" * chunk
-            for _ in range(1 << 16):  # bounded: 64 GiB at most
-                try:
-                    if os.write(fd, block) < chunk:
-                        continue
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    assert os.statvfs(directory).f_bavail == 0
-    return filler
 
 
 def request(server: ShoalProcess, method: str, path: str, body: dict[str, Any] | None = None,
