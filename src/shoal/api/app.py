@@ -10,10 +10,11 @@ a refused one is checked again on every request), no audit, every authenticated 
 allowed, and admission = namespace lifecycle + Service IP/port allocation.
 
 Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` are public (the anonymous user,
-no credentials read); everything else needs a valid bearer token (401 Unauthorized Status
-otherwise, a refused upgrade for WebSockets): discovery (``/api``, ``/apis``, group and
+no credentials read); everything else needs a verified client certificate or a valid bearer
+token (401 Unauthorized Status otherwise, a refused upgrade for WebSockets): discovery (``/api``, ``/apis``, group and
 group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version documents),
-``/metrics``, the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
+``/metrics``, SelfSubjectReviews (:mod:`shoal.api.selfsubject`, for ``kubectl auth whoami``),
+the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
 :mod:`shoal.api.podproxy`.  A refusal by the authorizer is a 403 Forbidden Status.  Every
 :class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
