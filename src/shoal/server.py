@@ -3,10 +3,14 @@
 Start-up order, each step gated on the one before (STYLE.md §5, the k3s ordering):
 
 1. data dir (0700), the store (``sqlite`` file in the data dir, or etcd endpoints);
-2. security material: cluster CA + serving certificate, admin token, secret encryption key;
+2. security material: cluster CA + serving certificate, admin token, the admin's client
+   certificate (``tls/client-admin.crt``: CN ``shoal-admin``, O ``system:masters``, the token's
+   user and groups), secret encryption key;
 3. the HTTPS API server (uvicorn) on ``bind:port``; the kinds' registry, discovery, OpenAPI;
+   authentication by client certificate first, then bearer token (:mod:`shoal.api.authn`);
 4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease);
-5. ``DIR/kubeconfig.yaml`` with the admin credential, then ``/readyz`` turns 200;
+5. ``DIR/kubeconfig.yaml`` with the admin credentials (client certificate and token), then
+   ``/readyz`` turns 200;
 6. the components, through the component runner (:mod:`shoal.runner`): ``api`` (a watch on
    the HTTP server: it ending on its own is a crash), the store compactor (keeps
    ``--compact-interval`` seconds of history), then those of the catalogue
@@ -14,6 +18,12 @@ Start-up order, each step gated on the one before (STYLE.md §5, the k3s orderin
    scheduler (leader-elected) and the node's components — the node agent with its runtime
    (podman, else the unsafe process runtime).  Each talks to the API over HTTPS like any
    other client.
+
+A start with nothing to change writes nothing: every file of steps 1-5 is loaded and kept as
+it is unless missing or due for renewal, the kubeconfig is rewritten only when its bytes
+differ, and bootstrap namespaces that exist are read, not created again.  So after a crash
+on a full disk the server starts again and serves reads; writes get 503 naming the cause
+(from the store) until space returns.
 
 A crash in any component stops the others and the process exits non-zero.  SIGINT/SIGTERM
 (the runner's handlers, not uvicorn's) stop the components first — they release their leases
@@ -38,15 +48,16 @@ import uvicorn
 from shoal import components, runner
 from shoal.agent.config import AgentConfig
 from shoal.api.app import ApiServer
-from shoal.api.authn import TokenAuthentication
+from shoal.api.authn import Authenticator, TokenAuthentication, UnionAuthentication, X509Authentication
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
+from shoal.client.rest import ApiClient
 from shoal.kube import errors
 from shoal.resources.kinds import build_registry
 from shoal.security.encryption import SecretBox
 from shoal.security.kubeconfig import write_kubeconfig
-from shoal.security.pki import ensure_pki
-from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
+from shoal.security.pki import ClientCertificate, ensure_client_cert, ensure_pki
+from shoal.security.tokens import ADMIN_GROUPS, ADMIN_USER, TokenAuthenticator, ensure_admin_token
 from shoal.security.user import APISERVER
 from shoal.store import open_store
 from shoal.store.compactor import DEFAULT_INTERVAL, run_compactor
@@ -56,6 +67,8 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 COMPONENTS = frozenset({"agent", "proxy", "controllers", "scheduler"})
+#: ``<data_dir>/tls/<ADMIN_CERT>.crt`` and ``.key``: the admin's client certificate (k3s' name).
+ADMIN_CERT = "client-admin"
 
 
 def default_data_dir() -> Path:
@@ -87,6 +100,11 @@ class ServerConfig:
         return f"https://{host}:{self.port}"
 
 
+def authentication(data_dir: Path) -> Authenticator:
+    """The API's authentication: the verified client certificate first, then bearer tokens."""
+    return UnionAuthentication(X509Authentication(), TokenAuthentication(TokenAuthenticator(data_dir / "tokens")))
+
+
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -109,7 +127,8 @@ class Server:
         ips = [cfg.bind] if cfg.bind not in ("0.0.0.0", "::") else []
         pki = ensure_pki(cfg.data_dir, [socket.gethostname()], ips)
         token = ensure_admin_token(cfg.data_dir)
-        authenticator = TokenAuthentication(TokenAuthenticator(cfg.data_dir / "tokens"))
+        admin_cert = ensure_client_cert(pki, ADMIN_CERT, ADMIN_USER, ADMIN_GROUPS)
+        authenticator = authentication(cfg.data_dir)
         registry = build_registry()
         storage = ObjectStorage(store, box)
         api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}", data_dir=cfg.data_dir)
@@ -129,7 +148,9 @@ class Server:
                         raise RuntimeError("API server stopped during start-up")
                     await asyncio.sleep(0.005)
                 await self._bootstrap(api)
-                write_kubeconfig(cfg.data_dir / "kubeconfig.yaml", cfg.url, pki.ca_pem, token)
+                if write_kubeconfig(cfg.data_dir / "kubeconfig.yaml", cfg.url, pki.ca_pem, token,
+                                    client_cert=(admin_cert.cert_pem, admin_cert.key_pem)):
+                    log.info("wrote %s", cfg.data_dir / "kubeconfig.yaml")
                 api.ready = True
                 self.started.set()
                 components.freeze_heap(collect=False)
@@ -142,7 +163,8 @@ class Server:
 
                 await runner.run_components(
                     [runner.FunctionComponent("api", functools.partial(_watch_http, serving)),
-                     runner.FunctionComponent("compactor", compact), *self._components(pki.ca_pem)],
+                     runner.FunctionComponent("compactor", compact),
+                     *self._components(pki.ca_pem, token, admin_cert)],
                     stop, disable=cfg.disable)
             finally:
                 # Last: the components have stopped (or were cancelled after the runner's grace).
@@ -150,10 +172,16 @@ class Server:
                 await asyncio.wait({serving})
             serving.result()  # a failure of the HTTP server while it stopped
 
-    def _components(self, ca_pem: bytes) -> list[runner.Component]:
-        """The catalogue's components for this server (the runner skips the disabled ones)."""
+    def _components(self, ca_pem: bytes, token: str, cert: ClientCertificate) -> list[runner.Component]:
+        """The catalogue's components for this server (the runner skips the disabled ones).
+
+        Each connects with the admin credentials of the kubeconfig, read from their files in
+        ``tls/`` (the kubeconfig's inline certificate would need temporary files per client)."""
         cfg = self.config
-        connect = components.kubeconfig_client(cfg.data_dir / "kubeconfig.yaml")
+
+        def connect() -> ApiClient:
+            return ApiClient(cfg.url, token, ca_pem=ca_pem, cert_file=cert.cert_path, key_file=cert.key_path)
+
         node = AgentConfig(node_name=cfg.node_name or socket.gethostname(), data_dir=cfg.data_dir / "agent",
                            runtime=cfg.runtime, node_ip=cfg.bind if cfg.bind not in ("0.0.0.0", "::") else "127.0.0.1",
                            kubelet_port=cfg.kubelet_port, control_plane=True, ca_pem=ca_pem)
@@ -165,6 +193,12 @@ class Server:
         assert kind is not None
         ctx = WriteContext(user=APISERVER, field_manager="shoal-apiserver")
         for name in BOOTSTRAP_NAMESPACES:
+            try:
+                await api.storage.get(kind, "", name)
+                continue  # exists: no write (the disk may be full)
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
             try:
                 await api.handlers.writer.create(kind, "", {"metadata": {"name": name}}, ctx)
             except errors.ApiError as exc:

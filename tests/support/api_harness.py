@@ -3,7 +3,8 @@
 :class:`ApiHarness` builds the API exactly as ``shoal server`` does (:mod:`shoal.server`):
 a :class:`~shoal.store.sqlite.SqliteStore` in a temporary directory, the
 :class:`~shoal.api.storage.ObjectStorage` with a real :class:`~shoal.security.encryption.SecretBox`,
-the kinds' registry, the bearer-token authenticator with a freshly made admin token, and the
+the kinds' registry, the server's authentication (:func:`shoal.server.authentication`: client
+certificate, then bearer token) with a freshly made admin token, and the
 bootstrap namespaces (``default``, ``kube-system``, ...).  No TLS, no subprocess, no mocks.
 
 Two ways in:
@@ -11,6 +12,8 @@ Two ways in:
 * :attr:`ApiHarness.http` - an ``httpx.AsyncClient`` calling the ASGI app directly
   (``httpx.ASGITransport``, no socket), with the admin token: for API tests that look at
   status codes, ``Status`` bodies and headers.  It buffers whole responses, so it cannot watch.
+* :meth:`ApiHarness.with_scope_state` - the same with entries added to every request's
+  ``scope["state"]``, as the TLS layer adds the verified client certificate there.
 * :meth:`ApiHarness.client` - a real :class:`~shoal.client.rest.ApiClient` (its own HTTP/1.1
   transport) on the same app served by uvicorn on ``127.0.0.1``, plain HTTP, on a port the
   kernel picks, inside the test's event loop.  Controllers and informers use this one (it
@@ -42,11 +45,11 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import Receive, Scope, Send
 
 from shoal.api.admission import AdmissionPlugin
 from shoal.api.app import ApiServer
 from shoal.api.audit import AuditSink
-from shoal.api.authn import TokenAuthentication
 from shoal.api.authz import Authorizer
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext, Writer
@@ -57,9 +60,9 @@ from shoal.kube.objects import Obj
 from shoal.resources.kinds import build_registry
 from shoal.resources.registry import Registry, ResourceKind
 from shoal.security.encryption import SecretBox
-from shoal.security.tokens import TokenAuthenticator, ensure_admin_token
+from shoal.security.tokens import ensure_admin_token
 from shoal.security.user import APISERVER, UserInfo, authenticated
-from shoal.server import BOOTSTRAP_NAMESPACES
+from shoal.server import BOOTSTRAP_NAMESPACES, authentication
 from shoal.store.sqlite import SqliteStore
 
 __all__ = ["TEST_USER", "USERS", "ApiHarness", "informers_running", "ok", "status_of"]
@@ -165,8 +168,7 @@ class ApiHarness:
             options: dict[str, Any] = {k: v for k, v in self.options.items() if v is not None}
             if self.admission is not None:
                 options["admission"] = self.admission(storage, self.registry)
-            self._api = ApiServer(storage, self.registry, TokenAuthentication(TokenAuthenticator(self.token_file)),
-                                  "127.0.0.1:0", **options)
+            self._api = ApiServer(storage, self.registry, authentication(self.data_dir), "127.0.0.1:0", **options)
             await self._bootstrap()
             self._api.ready = True
             self._http = httpx.AsyncClient(
@@ -220,6 +222,19 @@ class ApiHarness:
         """An httpx client on the ASGI app with ``user``'s token (``None``: no credentials)."""
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.api), base_url="https://shoal.test",
+                                 headers=headers)
+
+    def with_scope_state(self, state: dict[str, Any], user: str | None = None) -> httpx.AsyncClient:
+        """An httpx client on the ASGI app whose requests carry ``state`` in ``scope["state"]``,
+        as the TLS layer fills it per connection (e.g. the verified client certificate under
+        :data:`shoal.api.authn.PEERCERT_STATE_KEY`); ``user``'s token too, if given."""
+        api = self.api
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await api({**scope, "state": {**scope.get("state", {}), **state}}, receive, send)
+
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://shoal.test",
                                  headers=headers)
 
     @property

@@ -10,10 +10,11 @@ a refused one is checked again on every request), no audit, every authenticated 
 allowed, and admission = namespace lifecycle + Service IP/port allocation.
 
 Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` are public (the anonymous user,
-no credentials read); everything else needs a valid bearer token (401 Unauthorized Status
-otherwise, a refused upgrade for WebSockets): discovery (``/api``, ``/apis``, group and
+no credentials read); everything else needs a verified client certificate or a valid bearer
+token (401 Unauthorized Status otherwise, a refused upgrade for WebSockets): discovery (``/api``, ``/apis``, group and
 group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version documents),
-``/metrics``, the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
+``/metrics``, SelfSubjectReviews (:mod:`shoal.api.selfsubject`, for ``kubectl auth whoami``),
+the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
 :mod:`shoal.api.podproxy`.  A refusal by the authorizer is a 403 Forbidden Status.  Every
 :class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
@@ -42,7 +43,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import podproxy
+from shoal.api import podproxy, selfsubject
 from shoal.api.admission import AdmissionPlugin
 from shoal.api.audit import AuditSink
 from shoal.api.authn import Authenticator
@@ -104,6 +105,9 @@ class ApiServer:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"] if scope["type"] == "http" else ""
+        if path in selfsubject.PATHS:
+            await selfsubject.serve(scope, receive, send)
+            return
         prefix = "/api/" if path.startswith("/api/") else "/apis/" if path.startswith("/apis/") else ""
         if not prefix:
             await self._starlette(scope, receive, send)

@@ -15,7 +15,17 @@ Contract and invariants
 * The user of a request is stored in the scope under :data:`SCOPE_USER`; handlers read it
   with :func:`request_user`, which raises :class:`UnauthenticatedRequestError` for a scope that
   did not pass through the pipeline (a wiring bug, answered with a 500).
-* :class:`TokenAuthentication` (today's only implementation) checks ``Authorization: Bearer``
+* :class:`X509Authentication` reads the client certificate that the TLS layer verified
+  against the cluster CA (with the clientAuth purpose) and put, as ``ssl.getpeercert()``
+  returns it, into ``scope["state"][PEERCERT_STATE_KEY]`` (None or absent: no certificate).
+  As Kubernetes' x509 authenticator: the user is the subject's CommonName (the last one, as Go
+  reads a subject), the groups its Organizations in order, no uid; a certificate without a
+  CommonName, or outside its validity period at the time of the request (a long-lived
+  connection), authenticates nobody.  ``authenticated_by`` is ``"x509"``.
+* :class:`UnionAuthentication` asks its authenticators in order and takes the first user; the
+  server puts x509 before tokens, as kube-apiserver does, so a request with both a client
+  certificate and a bearer token is the certificate's user.
+* :class:`TokenAuthentication` checks ``Authorization: Bearer``
   against the static token file (:class:`~shoal.security.tokens.TokenAuthenticator`); the
   groups of the file are kept, ``system:authenticated`` is added and ``authenticated_by`` is
   ``"token"``.  A header that authenticated is remembered for ``memory`` seconds
@@ -26,9 +36,10 @@ Contract and invariants
 
 from __future__ import annotations
 
+import ssl
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from starlette.types import Scope
 
@@ -42,6 +53,8 @@ PUBLIC_PATHS = frozenset({"/version", "/livez", "/readyz", "/healthz"})
 AUTH_MEMORY = 1.0
 #: The scope key holding the request's :class:`~shoal.security.user.UserInfo`.
 SCOPE_USER = "shoal.user"
+#: The key in ``scope["state"]`` where the TLS layer puts the verified client certificate.
+PEERCERT_STATE_KEY = "shoal.peercert"
 _AUTH_MEMORY_SIZE = 1024
 
 
@@ -91,3 +104,56 @@ class TokenAuthentication:
             self._known.clear()
         self._known[header] = (now + self.memory, user)
         return user
+
+
+def peercert_user(peercert: Mapping[str, Any], now: float) -> UserInfo | None:
+    """The user named by a verified certificate (``getpeercert()`` form), or None.
+
+    ``now`` is seconds since the epoch; a certificate outside its validity period names nobody.
+    """
+    try:
+        not_before = ssl.cert_time_to_seconds(str(peercert["notBefore"]))
+        not_after = ssl.cert_time_to_seconds(str(peercert["notAfter"]))
+    except (KeyError, ValueError):
+        return None
+    if not not_before <= now <= not_after:
+        return None
+    common_name = ""
+    organizations: list[str] = []
+    for rdn in peercert.get("subject", ()):
+        for attribute, value in rdn:
+            if attribute == "commonName":
+                common_name = str(value)
+            elif attribute == "organizationName":
+                organizations.append(str(value))
+    if not common_name:
+        return None
+    return authenticated(UserInfo(common_name, "", tuple(organizations)), "x509")
+
+
+class X509Authentication:
+    """The client certificate the TLS layer verified (CN = user, O = groups)."""
+
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
+        self._wall_clock = wall_clock
+
+    async def authenticate(self, scope: Scope) -> UserInfo | None:
+        state = scope.get("state")
+        peercert = state.get(PEERCERT_STATE_KEY) if isinstance(state, Mapping) else None
+        if not peercert:
+            return None
+        return peercert_user(peercert, self._wall_clock())
+
+
+class UnionAuthentication:
+    """The first user any of ``authenticators`` finds, asked in order (Kubernetes' union)."""
+
+    def __init__(self, *authenticators: Authenticator) -> None:
+        self.authenticators = authenticators
+
+    async def authenticate(self, scope: Scope) -> UserInfo | None:
+        for authenticator in self.authenticators:
+            user = await authenticator.authenticate(scope)
+            if user is not None:
+                return user
+        return None

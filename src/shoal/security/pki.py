@@ -6,6 +6,7 @@ Layout under ``<data_dir>/tls/`` (directory mode 0700)::
     ca.key      0600
     server.crt  serving cert signed by the CA, 1 year, serverAuth
     server.key  0600
+    client-admin.crt / .key   the admin's client cert (written by the server, see below)
 
 Contract and invariants
 -----------------------
@@ -24,6 +25,10 @@ Contract and invariants
   byte is written, so a private key is never readable by others, not even briefly.
 * Not-before is backdated 5 minutes to tolerate clock skew between nodes.
 * EC keys keep first start fast: about 3-8 ms for the CA, the serving cert and the files.
+* :func:`ensure_client_cert` keeps a named client certificate (``<name>.crt``/``.key``, e.g. the
+  admin's ``client-admin``) under the same rules: reused unchanged while valid for its CN/O
+  and the current CA for more than 30 days, reissued otherwise.  So a start with nothing to
+  renew writes no file.
 * Not safe against two processes running :func:`ensure_pki` on one data dir at the same time.
 """
 
@@ -34,7 +39,7 @@ import hashlib
 import ipaddress
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +134,61 @@ class Pki:
             now=_utcnow(),
         )
         return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate and its key under ``<data_dir>/tls``: paths and PEM contents."""
+
+    cert_path: Path
+    key_path: Path
+    cert_pem: bytes = field(repr=False)
+    key_pem: bytes = field(repr=False)
+
+
+def ensure_client_cert(
+    pki: Pki, name: str, common_name: str, organizations: Sequence[str], *, now: dt.datetime | None = None
+) -> ClientCertificate:
+    """``tls/<name>.crt``/``.key``, a clientAuth cert for CN/O, loaded or (re)issued.
+
+    Reused byte for byte while it matches its key, was issued by the current CA, names exactly
+    ``common_name`` and ``organizations`` and is valid for more than :data:`RENEW_BEFORE`;
+    (re)issued and written otherwise.
+    """
+    now = now or _utcnow()
+    tls_dir = pki.ca_cert_path.parent
+    cert_path, key_path = tls_dir / f"{name}.crt", tls_dir / f"{name}.key"
+    reason = _client_cert_problem(cert_path, key_path, pki._ca_cert, common_name, list(organizations), now)
+    if reason is None:
+        return ClientCertificate(cert_path, key_path, cert_path.read_bytes(), key_path.read_bytes())
+    log.info("issuing client certificate %s: %s", cert_path, reason)
+    cert_pem, key_pem = pki.issue_client_cert(common_name, list(organizations))
+    atomic_write(key_path, key_pem, 0o600)
+    atomic_write(cert_path, cert_pem, 0o644)
+    return ClientCertificate(cert_path, key_path, cert_pem, key_pem)
+
+
+def _client_cert_problem(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, common_name: str,
+                         organizations: list[str], now: dt.datetime) -> str | None:
+    """Why a client cert must be (re)issued, or None if it can be reused as is."""
+    if not cert_path.exists() or not key_path.exists():
+        return "none yet"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = _load_ec_key(key_path)
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature, PkiError) as exc:
+        return f"the existing one is unreadable or not issued by the current CA ({exc})"
+    if _public_der(cert.public_key()) != _public_der(key.public_key()):
+        return f"{key_path.name} does not match {cert_path.name}"
+    subject = cert.subject
+    names = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    if names != [common_name] or orgs != organizations:
+        return f"the existing one is for CN={names} O={orgs}"
+    if cert.not_valid_after_utc - now < RENEW_BEFORE:
+        return f"the existing one expires at {cert.not_valid_after_utc.isoformat()}"
+    return None
 
 
 def ensure_pki(

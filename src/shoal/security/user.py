@@ -5,7 +5,7 @@ Contract and invariants
 * :class:`UserInfo` is immutable and hashable: ``name``, ``uid``, ``groups`` (in order, as
   the credential listed them), ``extra`` (a read-only mapping of key -> values, Kubernetes'
   ``map[string][]string``; it takes no part in the hash) and ``authenticated_by``, the way
-  the user proved who they are (``"token"``, ``"anonymous"``, ``"loopback"``; empty for a
+  the user proved who they are (``"x509"``, ``"token"``, ``"anonymous"``, ``"loopback"``; empty for a
   user read from a credential file before any request).
 * :func:`authenticated` adds ``system:authenticated`` as Kubernetes' AuthenticatedGroupAdder
   does: to every user but ``system:anonymous`` and users already in ``system:authenticated``

@@ -6,6 +6,10 @@ watch or a paginated list that starts from a revision older than that gets 410 G
 the client lists again — the behaviour client-go's reflector expects.  Several servers
 sharing one etcd may each run a compactor: compacting to a revision that is already
 compacted is a no-op in both backends.  The clock is injected.
+
+A compaction that fails because the store cannot write (:class:`StoreUnavailableError`: a
+full disk, etcd unreachable) is logged and tried again at the next tick, so the server keeps
+serving reads meanwhile; any other store error propagates and stops the server.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from shoal.store.interface import Store
+from shoal.store.interface import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +27,16 @@ DEFAULT_INTERVAL = 300.0
 
 async def run_compactor(store: Store, interval: float = DEFAULT_INTERVAL,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-    """Compact forever (until cancelled); store errors propagate and stop the server."""
+    """Compact forever (until cancelled); see the module docstring for store errors."""
     previous = await store.current_revision()
     while True:
         await sleep(interval)
         current = await store.current_revision()
         if previous > await store.compacted_revision():
-            await store.compact(previous)
+            try:
+                await store.compact(previous)
+            except StoreUnavailableError as exc:
+                log.warning("compaction to revision %d failed, retrying in %.0f s: %s", previous, interval, exc)
+                continue
             log.info("compacted store history up to revision %d", previous)
         previous = current

@@ -24,6 +24,16 @@ conflict) does not touch the others, and commits once.  A write's caller is answ
 event published, only after that COMMIT: durability is unchanged, and under load the commits
 and thread hops per write drop.
 
+Full disk
+---------
+Opening an existing file needs no free space: a normal open maps the ``-shm`` WAL index,
+which SQLite must create (or grow) on disk first, and on a full disk that fails
+(``SQLITE_IOERR_SHMSIZE``).  ``start`` then opens the file again in EXCLUSIVE locking mode,
+where the WAL index lives in memory: reads work, writes fail with ``SQLITE_FULL``
+(:class:`StoreUnavailableError`, a 503 in the API) until space returns, then succeed.  In that
+mode the inline reader connection cannot share the file, so point reads go through the
+worker thread until the next start.
+
 Durability
 ----------
 WAL journal with ``synchronous=NORMAL``: a write is in the WAL file (the OS page cache) when
@@ -49,6 +59,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import logging
 import sqlite3
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -70,6 +81,8 @@ from shoal.store.interface import (
 
 if TYPE_CHECKING:
     from shoal.store.interface import Store
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -117,14 +130,16 @@ class SqliteStore:
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shoal-sqlite")
         try:
-            await self._loop.run_in_executor(self._executor, self._open)
-            self._reader = sqlite_log.connect_reader(str(self.path))
+            shared = await self._loop.run_in_executor(self._executor, self._open)
+            if shared:
+                self._reader = sqlite_log.connect_reader(str(self.path))
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
 
-    def _open(self) -> None:
+    def _open(self) -> bool:
+        """Lock and open the file; False when it had to be opened without shared memory."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Watchers are fed in-process, so a second writer would go unseen: refuse it.
         lock = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
@@ -133,12 +148,22 @@ class SqliteStore:
         except BlockingIOError as err:
             lock.close()
             raise StoreUnavailableError(f"{self.path} is in use by another process") from err
+        shared = True
         try:
-            self._conn = sqlite_log.connect(str(self.path))
+            try:
+                self._conn = sqlite_log.connect(str(self.path))
+            except sqlite3.OperationalError as err:
+                # Typically SQLITE_IOERR_SHMSIZE: no room for the -shm file on a full disk.
+                log.warning("cannot open %s with shared memory (%s): opening it in exclusive locking "
+                            "mode; point reads go through the store thread until the next start",
+                            self.path, err)
+                self._conn = sqlite_log.connect(str(self.path), shared_memory=False)
+                shared = False
         except sqlite3.Error as err:
             lock.close()
             raise StoreUnavailableError(f"cannot open {self.path}: {err}") from err
         self._lock = lock
+        return shared
 
     async def close(self) -> None:
         executor, loop = self._executor, self._loop
@@ -278,8 +303,8 @@ class SqliteStore:
         return await self._run(sqlite_log.compacted_revision)
 
     async def get(self, key: str) -> KeyValue | None:
-        if self._reader is None:
-            raise StoreUnavailableError("sqlite store is not started")
+        if self._reader is None:  # opened without shared memory (or not started: _run raises)
+            return await self._run(sqlite_log.get, key)
         try:
             return sqlite_log.get(self._reader, key)
         except sqlite3.OperationalError:  # busy (e.g. WAL recovery): the worker waits for it

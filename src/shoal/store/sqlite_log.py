@@ -69,18 +69,29 @@ _Row = tuple[int, str, int, int, int, int, bytes, bytes | None]
 _COLUMNS: Final = "id, name, created, deleted, create_revision, prev_revision, value, old_value"
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """Open the database file in WAL mode and create the schema."""
+def connect(path: str, *, shared_memory: bool = True) -> sqlite3.Connection:
+    """Open the database file in WAL mode and create the schema.
+
+    ``shared_memory=False`` takes SQLite's EXCLUSIVE locking mode before the first access, so
+    the WAL index lives in this connection's heap and no ``-shm`` file is created or grown:
+    an existing database then opens on a full disk.  No other connection can read the file
+    while this one is open.
+    """
     conn = sqlite3.connect(path, isolation_level=None)
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if mode != "wal":
-        conn.close()
-        raise sqlite3.OperationalError(f"{path}: cannot switch to WAL journal mode (got {mode!r})")
-    # WAL + NORMAL: a commit is written to the WAL file before it returns, so it survives a
-    # crash (kill -9) of this process; only an OS crash or power loss can lose the last commits.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.executescript(SCHEMA)
+    try:
+        if not shared_memory:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise sqlite3.OperationalError(f"{path}: cannot switch to WAL journal mode (got {mode!r})")
+        # WAL + NORMAL: a commit is written to the WAL file before it returns, so it survives a
+        # crash (kill -9) of this process; only an OS crash or power loss can lose the last commits.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(SCHEMA)
+    except BaseException:
+        conn.close()  # a half-opened connection would keep its locks
+        raise
     return conn
 
 
