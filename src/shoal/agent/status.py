@@ -21,7 +21,9 @@ Rules (kubelet ``generateAPIPodStatus``/``getPhase``, simplified):
   are being restarted); all terminated: ``Succeeded`` if all exited 0, else ``Failed`` under
   restartPolicy Never (``Running`` under OnFailure, which restarts the failed ones).  An init
   container that failed under restartPolicy Never makes the pod ``Failed``.  A terminal phase
-  never changes again.
+  never changes again.  A pod being deleted whose containers were stopped (``terminal``,
+  kubelet's ``podIsTerminal``) is never restarted, whatever its restartPolicy: ``Succeeded``
+  if every container exited 0, else ``Failed``.
 * Conditions, in kubelet's order: ``PodReadyToStartContainers`` (sandbox with networking),
   ``Initialized``, ``Ready`` (ContainersReady and every readiness gate condition True),
   ``ContainersReady``; conditions the agent does not own (``PodScheduled`` ...) are kept.
@@ -118,8 +120,9 @@ def _exit_code(state: Obj) -> int | None:
     return int(terminated.get("exitCode", 0)) if isinstance(terminated, dict) else None
 
 
-def pod_phase(spec: Obj, init_statuses: list[Obj], statuses: list[Obj]) -> str:
-    """kubelet's ``getPhase`` over computed container statuses (ignores the old phase)."""
+def pod_phase(spec: Obj, init_statuses: list[Obj], statuses: list[Obj], terminal: bool = False) -> str:
+    """kubelet's ``getPhase`` over computed container statuses (ignores the old phase);
+    ``terminal``: the pod's containers will not be restarted (kubelet's ``podIsTerminal``)."""
     restart = spec.get("restartPolicy") or "Always"
     pending_init = failed_init = 0
     for status in init_statuses:
@@ -154,6 +157,8 @@ def pod_phase(spec: Obj, init_statuses: list[Obj], statuses: list[Obj]) -> str:
     if running:
         return "Running"
     if stopped:
+        if terminal:
+            return "Succeeded" if stopped == succeeded else "Failed"
         if restart == "Always":
             return "Running"
         if stopped == succeeded:
@@ -207,15 +212,16 @@ def _conditions(pod: Obj, phase: str, view: PodView, init_statuses: list[Obj],
     ]
 
 
-def compute_status(pod: Obj, view: PodView, now: float) -> Obj:
-    """The status ``pod`` should have, given ``view``; ``now`` stamps new transitions."""
+def compute_status(pod: Obj, view: PodView, now: float, *, terminal: bool = False) -> Obj:
+    """The status ``pod`` should have, given ``view``; ``now`` stamps new transitions;
+    ``terminal`` as for :func:`pod_phase`."""
     spec = pod.get("spec") or {}
     old: Obj = pod.get("status") or {}
     init_statuses = [container_status(v, view.runtime) for v in view.init_containers]
     default = "PodInitializing" if any(_exit_code(s.get("state") or {}) != 0 for s in init_statuses) \
         else "ContainerCreating"
     statuses = [container_status(v, view.runtime, default) for v in view.containers]
-    phase = old.get("phase") if old.get("phase") in TERMINAL else pod_phase(spec, init_statuses, statuses)
+    phase = old.get("phase") if old.get("phase") in TERMINAL else pod_phase(spec, init_statuses, statuses, terminal)
     stamp = format_time(now)
     previous = {c.get("type"): c for c in old.get("conditions") or []}
     conditions = []

@@ -4,10 +4,14 @@
 runtime has (sandboxes and containers carrying the pod's uid label) and closes the gap:
 
 1. **Gone from the API** (or never ours): stop and remove every runtime object of the uid
-   (2 s grace), remove its volumes.  **Being deleted** (``deletionTimestamp``): stop the
-   containers with ``deletionGracePeriodSeconds`` (event Killing "Stopping container x"),
-   remove them and the sandbox, then ``DELETE`` the pod with grace period 0 and a uid
-   precondition, which completes the deletion.
+   (2 s grace), remove its volumes.  **Being deleted** (``deletionTimestamp``, kubelet's
+   ``SyncTerminatingPod`` then the status manager's ``canBeDeleted``): stop the containers
+   with ``deletionGracePeriodSeconds`` (event Killing "Stopping container x") and the sandbox;
+   write the pod's final status (containers ``terminated``, Ready/ContainersReady False, the
+   phase kubelet gives a terminal pod: Succeeded if every container exited 0, else Failed);
+   only then remove the containers, the sandbox and the volumes and ``DELETE`` the pod with
+   grace period 0 and a uid precondition, which completes the deletion.  So a client watching
+   the pod sees it stop before it sees it DELETED.
 2. **Terminal** (phase Succeeded/Failed): nothing is (re)started; the sandbox is stopped, which
    releases the pod IP (``status.podIP`` keeps it, as in Kubernetes); containers stay for logs.
 3. Otherwise: volumes (FailedMount on error); the sandbox (re-created, after removing what
@@ -103,7 +107,7 @@ class PodSyncer:
             grace = meta.get("deletionGracePeriodSeconds")
             if grace is None:
                 grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 0
-            await self._teardown(pod, runtime, max(float(grace), MIN_GRACE))
+            await self._terminate(self._with_written_status(pod), runtime, max(float(grace), MIN_GRACE))
             with contextlib.suppress(NotFoundError, ConflictError):
                 await self.client.delete(resources.PODS, str(meta.get("name")), str(meta.get("namespace")),
                                          grace_period_seconds=0, uid=uid)
@@ -354,12 +358,14 @@ class PodSyncer:
             return {**pod, "status": written[1]}
         return pod
 
-    async def _write_status(self, pod: Obj, runtime: ct.RuntimePod, waits: dict[str, Waiting]) -> Obj:
-        """Write the status the pod should have, when it changed; returns that status."""
+    async def _write_status(self, pod: Obj, runtime: ct.RuntimePod, waits: dict[str, Waiting], *,
+                            terminal: bool = False) -> Obj:
+        """Write the status the pod should have, when it changed; returns that status.
+        ``terminal``: the pod is being deleted and its containers were stopped for good."""
         await self._report_oom(pod, runtime)
         meta = objects.meta(pod)
         uid = str(meta.get("uid"))
-        status = compute_status(pod, self._view(pod, runtime, waits), self.clock.now())
+        status = compute_status(pod, self._view(pod, runtime, waits), self.clock.now(), terminal=terminal)
         old = pod.get("status") or {}
         if status == old:
             return status
@@ -374,24 +380,49 @@ class PodSyncer:
 
     # -- stopping ---------------------------------------------------------------------------------
 
+    async def _terminate(self, pod: Obj, runtime: ct.RuntimePod, grace: float) -> None:
+        """A pod being deleted: stop everything, write its final status, then remove it all."""
+        uid = runtime.uid
+        self.probes.remove_pod(uid)
+        await self._record_killing(pod, runtime)
+        await self._stop_all(runtime, grace)
+        for sandbox in runtime.sandboxes:
+            if sandbox.ready:
+                with contextlib.suppress(rt.NotFoundError):
+                    await self.driver.stop_sandbox(sandbox.id, MIN_GRACE)
+        runtime = await ct.observe(self.driver, uid)
+        if runtime.containers:
+            # The pod is already gone or was replaced (uid precondition): nothing to report.
+            with contextlib.suppress(NotFoundError, ConflictError):
+                await self._write_status(pod, runtime, {}, terminal=True)
+        await self._remove_all(runtime, grace)
+        await asyncio.to_thread(self.volumes.cleanup, uid)
+
     async def _teardown(self, pod: Obj | None, runtime: ct.RuntimePod, grace: float) -> None:
         uid = runtime.uid
         self.probes.remove_pod(uid)
         if pod is not None:
-            for container in runtime.containers:
-                if container.state is rt.State.RUNNING:
-                    name = container.labels.get(ct.LABEL_CONTAINER, container.name)
-                    await self.record(pod, name, "Normal", "Killing", f"Stopping container {name}")
+            await self._record_killing(pod, runtime)
         await self._remove_all(runtime, grace)
         await asyncio.to_thread(self.volumes.cleanup, uid)
 
-    async def _remove_all(self, runtime: ct.RuntimePod, grace: float) -> None:
+    async def _record_killing(self, pod: Obj, runtime: ct.RuntimePod) -> None:
+        for container in runtime.containers:
+            if container.state is rt.State.RUNNING:
+                name = container.labels.get(ct.LABEL_CONTAINER, container.name)
+                await self.record(pod, name, "Normal", "Killing", f"Stopping container {name}")
+
+    async def _stop_all(self, runtime: ct.RuntimePod, grace: float) -> None:
+        """Stop the running containers together, each with ``grace``; a vanished one is fine."""
         running = [c for c in runtime.containers if c.state is rt.State.RUNNING]
         results = await asyncio.gather(*(self.driver.stop_container(c.id, grace) for c in running),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException) and not isinstance(r, rt.NotFoundError)]
         if errors:
             raise errors[0]
+
+    async def _remove_all(self, runtime: ct.RuntimePod, grace: float) -> None:
+        await self._stop_all(runtime, grace)
         for container in runtime.containers:
             with contextlib.suppress(rt.NotFoundError):
                 await self.driver.remove_container(container.id)

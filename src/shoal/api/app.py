@@ -11,18 +11,21 @@ allowed, and admission = namespace lifecycle + Service IP/port allocation.
 
 Routes: ``/version``, ``/livez``, ``/readyz``, ``/healthz`` are public (the anonymous user,
 no credentials read); everything else needs a verified client certificate or a valid bearer
-token (401 Unauthorized Status otherwise, a refused upgrade for WebSockets): discovery (``/api``, ``/apis``, group and
-group-version documents), OpenAPI v3 (``/openapi/v3`` and per group-version documents),
-``/metrics``, SelfSubjectReviews (:mod:`shoal.api.selfsubject`, for ``kubectl auth whoami``),
-the resource paths handled by :mod:`shoal.api.handlers`, and ``pods/log`` and
+token (401 Unauthorized Status otherwise, a refused upgrade for WebSockets): discovery (``/api``
+and ``/api/``, ``/apis`` and ``/apis/`` -- the latter always the plain APIGroupList, as
+kube-apiserver serves it --, group and group-version documents), OpenAPI v3 (``/openapi/v3``
+and per group-version documents), ``/metrics``, SelfSubjectReviews (:mod:`shoal.api.selfsubject`,
+for ``kubectl auth whoami``), the resource paths handled by :mod:`shoal.api.handlers`, and
+``pods/log`` and
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
-:mod:`shoal.api.podproxy`.  A refusal by the authorizer is a 403 Forbidden Status.  Every
+:mod:`shoal.api.podproxy`; any other path is a 404 NotFound Status.  A refusal by the
+authorizer is a 403 Forbidden Status.  Every
 :class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
 logged with its traceback and answered as a 500 InternalError Status that names only the
 exception's type (its text, which may hold file paths, stays in the log).  A client that
 disconnects before its request body is complete is one INFO line, not an error.
 
-After the pipeline, resource requests (``/api/...`` and ``/apis/...`` over HTTP) go straight
+After the pipeline, resource requests (``/api/x...`` and ``/apis/x...`` over HTTP) go straight
 to :meth:`ApiServer.resource`, past Starlette's router (which adds nothing there:
 ``resource`` answers every error itself); the other paths and WebSocket upgrades take the
 Starlette routes.
@@ -66,6 +69,7 @@ VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-shoal", "gitCommi
 
 
 _RESOURCE_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+NOT_FOUND = "the server could not find the requested resource"
 
 
 class ApiServer:
@@ -91,14 +95,18 @@ class ApiServer:
         routes = [
             Route("/version", self.version), Route("/livez", self.livez), Route("/healthz", self.livez),
             Route("/readyz", self.readyz), Route("/metrics", self.prometheus),
-            Route("/api", self.api), Route("/apis", self.apis),
+            # kube-apiserver answers /api/ as /api (go-restful ignores the slash) and /apis/ with
+            # the plain APIGroupList (the aggregator's UnlistedHandle("/apis/", apisHandler)).
+            Route("/api", self.api), Route("/api/", self.api),
+            Route("/apis", self.apis), Route("/apis/", self.apis_legacy),
             Route("/openapi/v3", self.openapi_index), Route("/openapi/v3/{path:path}", self.openapi_doc),
             Route("/api/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/apis/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.pod_proxy.exec_websocket),
         ]
         self.app = RequestPipeline(self._dispatch, authenticator, authorizer or AllowAuthenticated(), audit)
-        self._starlette = Starlette(routes=routes)
+        # Any other path: kube-apiserver's NotFound Status, not Starlette's text 404.
+        self._starlette = Starlette(routes=routes, exception_handlers={404: self.not_found})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
@@ -109,7 +117,7 @@ class ApiServer:
             await selfsubject.serve(scope, receive, send)
             return
         prefix = "/api/" if path.startswith("/api/") else "/apis/" if path.startswith("/apis/") else ""
-        if not prefix:
+        if not prefix or path == prefix:
             await self._starlette(scope, receive, send)
             return
         scope["path_params"] = {"path": path[len(prefix):]}
@@ -162,6 +170,13 @@ class ApiServer:
         if wants_aggregated(request.headers.get("accept")):
             return Response(orjson.dumps(self.discovery.aggregated_groups), media_type=AGGREGATED)
         return json_response(self.discovery.api_group_list)
+
+    async def apis_legacy(self, request: Request) -> Response:
+        return json_response(self.discovery.api_group_list)
+
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """Any other path: kube-apiserver's NotFound Status (its notfoundhandler)."""
+        return json_response(errors.ApiError(404, "NotFound", NOT_FOUND).to_status(), 404)
 
     async def openapi_index(self, request: Request) -> Response:
         return json_response(self.openapi.index())

@@ -4,7 +4,8 @@ Request bodies arrive as JSON (also when no Content-Type is sent: the Python cli
 it), YAML (``application/yaml``) or Kubernetes protobuf (``application/vnd.kubernetes.protobuf``,
 sent by ``kubectl create secret|configmap|namespace|deployment|service|serviceaccount``).
 Responses are always JSON (``application/json``), which every client accepts, or a Table when
-the client asks for ``as=Table``.
+the client asks for ``as=Table``; a ``Status`` is written byte for byte as kube-apiserver
+writes it (:func:`json_response`).
 
 :func:`clone` deep-copies a JSON value through orjson (about ten times faster than
 ``copy.deepcopy`` on a Pod); use it only on values that came from JSON, such as stored objects
@@ -69,7 +70,11 @@ def decode_body(body: bytes, content_type: str | None) -> Any:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type=JSON, headers=headers)
+    """``data`` as JSON; a ``Status`` object exactly as kube-apiserver writes it
+    (:func:`shoal.kube.errors.encode_status`: Go's field order, omitempty, trailing newline)."""
+    is_status = isinstance(data, dict) and data.get("kind") == "Status"
+    body = errors.encode_status(data) if is_status else orjson.dumps(data)
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
 def wants_table(accept: str | None) -> bool:

@@ -234,7 +234,7 @@ def status_frame(status: dict[str, Any]) -> bytes:
 
 def status_response(error: errors.ApiError) -> Response:
     """``error`` as an HTTP response with its ``Status`` body."""
-    return Response(orjson.dumps(error.to_status()), status_code=error.code, media_type="application/json")
+    return Response(error.status_body(), status_code=error.code, media_type="application/json")
 
 
 async def deny(scope: Scope, receive: Receive, send: Send, error: errors.ApiError) -> None:

@@ -87,6 +87,18 @@ def test_phase(policy: str, init: list[Obj], app: list[Obj], phase: str) -> None
     assert pod_phase({"restartPolicy": policy}, init, app) == phase
 
 
+@pytest.mark.parametrize(("policy", "app", "phase"), [
+    ("Always", [_st("terminated", 0)], "Succeeded"),
+    ("Always", [_st("terminated", 0), _st("terminated", 143)], "Failed"),
+    ("OnFailure", [_st("terminated", 137)], "Failed"),
+    ("Never", [_st("terminated", 0)], "Succeeded"),
+    ("Always", [_st("running"), _st("terminated", 0)], "Running"),  # not all stopped yet
+])
+def test_phase_of_a_pod_stopped_for_deletion(policy: str, app: list[Obj], phase: str) -> None:
+    """Issue 8 item 16: a pod stopped for deletion is never restarted (kubelet's podIsTerminal)."""
+    assert pod_phase({"restartPolicy": policy}, [], app, terminal=True) == phase
+
+
 def _pod(status: Obj | None = None, **spec: Any) -> Obj:
     return {"metadata": {"name": "p", "namespace": "ns", "uid": "u"},
             "spec": {"restartPolicy": "Always", "containers": [{"name": "app"}, {"name": "side"}], **spec},
