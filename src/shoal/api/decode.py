@@ -46,6 +46,7 @@ __all__ = [
     "Decoded",
     "FieldValidation",
     "checked_json",
+    "cut",
     "decode_json",
     "depth_error",
     "is_depth_error",
@@ -62,6 +63,8 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 MAX_DEPTH = 100
 #: Kubernetes stops collecting strict decoding errors after this many (sigs.k8s.io/json).
 MAX_STRICT_ERRORS = 100
+#: The longest place an error message names (a field path is cut after this many characters).
+MAX_WHERE = 120
 
 _CONTAINERS = (dict, list)
 # A colon written as a JSON escape: the fast duplicate test cannot see it.
@@ -110,9 +113,17 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def depth_error(what: str, where: str) -> errors.ApiError:
-    """400 for a body nested deeper than :data:`MAX_DEPTH`; ``what`` is e.g. "JSON request body"."""
+    """400 for a body nested deeper than :data:`MAX_DEPTH`; ``what`` is e.g. "JSON request body".
+
+    ``where`` (a field path, a line or an offset) is :func:`cut`: a path of 100 long keys must
+    not make a message of megabytes."""
     return errors.bad_request(
-        f"error decoding {what}: exceeded max depth of {MAX_DEPTH} nested objects and lists at {where}")
+        f"error decoding {what}: exceeded max depth of {MAX_DEPTH} nested objects and lists at {cut(where)}")
+
+
+def cut(text: str) -> str:
+    """``text`` cut to :data:`MAX_WHERE` characters for a message or a Warning header."""
+    return text if len(text) <= MAX_WHERE else text[:MAX_WHERE] + "..."
 
 
 def too_deep_at(value: Any, limit: int = MAX_DEPTH) -> str | None:
@@ -237,7 +248,7 @@ def _collect(node: Any, path: _Path, found: list[str]) -> None:
         seen: set[str] = set()
         for key, child in node.pairs:
             if key in seen:
-                found.append(f'duplicate field "{_path_text((path, key))}"')
+                found.append(f'duplicate field "{cut(_path_text((path, key)))}"')
             seen.add(key)
             _collect(child, (path, key), found)
     elif isinstance(node, list):

@@ -34,7 +34,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.resolver import Resolver
 
-from shoal.api.decode import MAX_DEPTH, MAX_STRICT_ERRORS, Decoded, checked_json, depth_error, is_depth_error
+from shoal.api.decode import MAX_DEPTH, MAX_STRICT_ERRORS, Decoded, checked_json, cut, depth_error, is_depth_error
 from shoal.kube import errors
 
 __all__ = ["decode_yaml", "decode_yaml_or_json"]
@@ -70,7 +70,8 @@ def decode_yaml(body: bytes) -> Decoded:
         raise errors.bad_request(f"error decoding {WHAT}: {exc}") from exc
     if aliased:
         value = orjson.loads(orjson.dumps(value))  # aliases are copies in JSON, not shared nodes
-    duplicates = [f'line {line}: key {json.dumps(key)} already set in map' for line, key in sorted(loader.duplicates)]
+    duplicates = [f"line {line}: key {json.dumps(cut(key))} already set in map"
+                  for line, key in sorted(loader.duplicates)]
     return Decoded(value, tuple(duplicates[:MAX_STRICT_ERRORS]))
 
 

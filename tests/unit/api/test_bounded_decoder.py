@@ -205,6 +205,22 @@ async def test_body_one_level_over_max_depth_is_400_on_every_path(api: ApiHarnes
     assert await api.revision() == before
 
 
+async def test_messages_name_the_place_briefly(api: ApiHarness) -> None:
+    """Issue 8 items 1-3: a path of long keys is cut, so an error or a Warning stays small."""
+    key = "k" * 10_000
+    deep: Any = "x"
+    for _ in range(MAX_DEPTH):
+        deep = {key: deep}
+    message = too_deep(await api.http.patch(TARGET, content=orjson.dumps({"data": deep}), headers=MERGE), "patch")
+    assert len(message) < 300 and message.endswith("...")
+    name = b"k" * 250  # a valid ConfigMap key, and a path longer than any message should quote
+    body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"long"},"data":{"%s":"1","%s":"2"}}' % (
+        name, name)
+    warned = await api.http.post(CM, content=body, params=WARN)
+    ok(warned, 201)
+    assert len(warned.headers["warning"]) < 300
+
+
 async def test_json_patch_cannot_nest_the_object_past_max_depth(api: ApiHarness) -> None:
     """Issue 8 item 2: a JSON patch that would deepen the object past the limit is 422, before it runs."""
     ops = [{"op": "add", "path": "/extra", "value": nest(MAX_DEPTH - 3)},
