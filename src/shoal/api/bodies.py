@@ -3,6 +3,7 @@
 Request bodies arrive as JSON (also when no Content-Type is sent: the Python client omits
 it), YAML (``application/yaml``) or Kubernetes protobuf (``application/vnd.kubernetes.protobuf``,
 sent by ``kubectl create secret|configmap|namespace|deployment|service|serviceaccount``).
+Every decoder here is bounded (size, depth, duplicate keys): see :mod:`shoal.api.decode`.
 Responses are always JSON (``application/json``), which every client accepts, or a Table when
 the client asks for ``as=Table``; a ``Status`` is written byte for byte as kube-apiserver
 writes it (:func:`json_response`).
@@ -17,9 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import yaml
 from starlette.responses import Response
 
+from shoal.api import decode, decode_yaml
+from shoal.api.decode import FieldValidation, report_duplicates
 from shoal.api.protobuf import decode_k8s_protobuf
 from shoal.kube import errors
 
@@ -36,34 +38,34 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def decode_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.bad_request(f"error decoding JSON request body: {exc}") from exc
+def decode_json(body: bytes, request: FieldValidation | None = None) -> Any:
+    """A JSON body, bounded (see :mod:`shoal.api.decode`); duplicate keys reported to ``request``."""
+    return report_duplicates(decode.decode_json(body), request)
 
 
-def decode_yaml_or_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return yaml.safe_load(body)
-    except yaml.YAMLError as exc:
-        raise errors.bad_request(f"error decoding YAML request body: {exc}") from exc
+def decode_yaml_or_json(body: bytes, request: FieldValidation | None = None) -> Any:
+    """A YAML (or JSON) body, bounded (see :mod:`shoal.api.decode_yaml`)."""
+    return report_duplicates(decode_yaml.decode_yaml_or_json(body), request)
 
 
-def decode_body(body: bytes, content_type: str | None) -> Any:
+def decode_body(body: bytes, content_type: str | None, request: FieldValidation | None = None) -> Any:
+    """A create, update or subresource body in the format its Content-Type names.
+
+    ``request`` (a ``WriteContext``) decides what duplicate keys do (``fieldValidation``);
+    without it they are ignored, last value winning."""
     kind = media_type(content_type)
     if not body:
         raise errors.bad_request("the request body is empty")
     if kind in ("", JSON, "*/*"):
-        return decode_json(body)
+        return decode_json(body, request)
     if kind in ("application/yaml", "application/x-yaml", "text/yaml"):
-        return decode_yaml_or_json(body)
+        return decode_yaml_or_json(body, request)
     if kind == PROTOBUF:
-        return decode_k8s_protobuf(body)
+        obj = decode_k8s_protobuf(body)
+        where = decode.too_deep_at(obj)
+        if where is not None:
+            raise decode.depth_error("protobuf request body", where)
+        return obj
     raise errors.ApiError(415, "UnsupportedMediaType",
                           f"the body of the request was in an unknown format - accepted media types "
                           f"include: application/json, application/yaml, {PROTOBUF}")

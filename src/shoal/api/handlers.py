@@ -26,6 +26,7 @@ from shoal.api import tables
 from shoal.api.admission import AdmissionPlugin
 from shoal.api.authn import request_user
 from shoal.api.bodies import clone, decode_body, decode_json, json_response, media_type, wants_table
+from shoal.api.decode import read_body
 from shoal.api.deletion import Deleter
 from shoal.api.options import binding_node, delete_options, list_options, scale_replicas
 from shoal.api.patch import apply_patch
@@ -171,13 +172,13 @@ class ResourceHandlers:
     # -- writes ----------------------------------------------------------------------------
     async def create(self, request: Request, target: Target) -> Response:
         ctx = self.context(request)
-        body = decode_body(await request.body(), request.headers.get("content-type"))
+        body = decode_body(await read_body(request), request.headers.get("content-type"), ctx)
         obj = await self.writer.create(target.kind, target.namespace, body, ctx)
         return self._respond(obj, ctx, 201)
 
     async def update(self, request: Request, target: Target) -> Response:
         ctx = self.context(request)
-        body = decode_body(await request.body(), request.headers.get("content-type"))
+        body = decode_body(await read_body(request), request.headers.get("content-type"), ctx)
         obj = await self.writer.update(target.kind, target.namespace, target.name, body, ctx,
                                        target.subresource)
         finished = None if ctx.dry_run else await self.deleter.finish_if_done(target.kind, obj)
@@ -189,7 +190,7 @@ class ResourceHandlers:
         force = _bool(request.query_params.get("force"))
         if content_type == "application/apply-patch+yaml" and target.subresource:
             raise errors.bad_request("server-side apply is not supported on subresources yet")
-        obj = await self.writer.patch(target.kind, target.namespace, target.name, await request.body(),
+        obj = await self.writer.patch(target.kind, target.namespace, target.name, await read_body(request),
                                       content_type, ctx, target.subresource, force)
         finished = None if ctx.dry_run else await self.deleter.finish_if_done(target.kind, obj)
         return self._respond(finished or obj, ctx, 200)
@@ -202,7 +203,7 @@ class ResourceHandlers:
 
     @staticmethod
     async def _delete_options(request: Request) -> dict[str, Any]:
-        raw = await request.body()
+        raw = await read_body(request)
         return delete_options(decode_json(raw) if raw.strip() else None, request.query_params)
 
     async def delete_collection(self, request: Request, target: Target) -> Response:
@@ -244,11 +245,11 @@ class ResourceHandlers:
         if request.method not in ("PUT", "PATCH"):
             raise errors.method_not_allowed(f"{request.method} is not supported on scale")
         ctx = self.context(request)
-        raw = await request.body()
+        raw = await read_body(request)
         content_type = media_type(request.headers.get("content-type"))
         wanted_rv = ""
         if request.method == "PUT":
-            body = decode_body(raw, content_type)
+            body = decode_body(raw, content_type, ctx)
             scale_replicas(body, target.name)  # the body's shape, before anything is read
             wanted_rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -268,7 +269,7 @@ class ResourceHandlers:
         if request.method != "POST":
             raise errors.method_not_allowed("bindings can only be created")
         ctx = self.context(request)
-        body = decode_body(await request.body(), request.headers.get("content-type"))
+        body = decode_body(await read_body(request), request.headers.get("content-type"), ctx)
         node = binding_node(body, target.name)
 
         async def compute(old: Obj) -> Obj:

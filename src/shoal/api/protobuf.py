@@ -28,13 +28,13 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shoal.api import protobuf_schema as schema
+from shoal.api.decode import decode_json
 from shoal.api.protobuf_schema import Card, Field, T
 from shoal.kube import errors
 
@@ -257,9 +257,9 @@ class _Decoder:
         if not raw:
             return None
         try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise self.error(path, f"fieldsV1 is not JSON: {exc}") from exc
+            return decode_json(raw, "fieldsV1").value  # bounded: no RecursionError on deep input
+        except errors.ApiError as exc:
+            raise self.error(path, f"fieldsV1 is not JSON: {exc.message}") from exc
 
 
 def _envelope(body: bytes) -> tuple[str, str, bytes, str]:

@@ -12,6 +12,10 @@ the API server applies it (``MergeParallelList`` and ``IgnoreUnmatchedNulls`` on
   <key>: v}`` and ``{"$patch": "replace"}``; ``$retainKeys``; ``$setElementOrder/<list>``;
   ``$deleteFromPrimitiveList/<list>``.
 
+Recursion follows the patch, whose depth the bounded decoder (:mod:`shoal.api.decode`) keeps
+within ``MAX_DEPTH``; both arguments are copied through orjson (:func:`~shoal.api.bodies.clone`),
+not ``copy.deepcopy``, which recursed two Python frames per level of the live object.
+
 Invariant: no ``$``-prefixed key survives into the result, not even inside values that did
 not exist in ``live`` (those are merged into an empty container, which strips directives).
 
@@ -29,12 +33,12 @@ items add no path segment) and optionally on the object's kind.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shoal.api.bodies import clone
 from shoal.kube import errors
 from shoal.kube.objects import Obj
 
@@ -140,7 +144,7 @@ def strategic_merge(live: Obj, patch: Obj, kind: str) -> Obj:
     """Apply strategic merge patch ``patch`` to ``live``; raises ApiError 400 on bad patches."""
     if not isinstance(patch, dict):
         raise errors.bad_request("strategic merge patch must be a JSON object")
-    return _merge_map(copy.deepcopy(live), copy.deepcopy(patch), kind, ())
+    return _merge_map(clone(live), clone(patch), kind, ())
 
 
 def _where(names: Names) -> str:

@@ -35,8 +35,8 @@ from typing import Any
 
 from shoal.api.admission import AdmissionPlugin, AdmissionRequest, Operation, default_admission
 from shoal.api.apply import record_update, server_side_apply
-from shoal.api.bodies import clone
-from shoal.api.patch import apply_patch
+from shoal.api.bodies import clone, decode_yaml_or_json
+from shoal.api.patch import apply_patch, decode_patch
 from shoal.api.storage import ObjectStorage
 from shoal.kube import errors, times
 from shoal.kube.objects import Obj
@@ -286,9 +286,10 @@ class Writer:
     ) -> Obj:
         if content_type == "application/apply-patch+yaml":
             return await self.apply(kind, namespace, name, body, ctx, force)
+        patch = decode_patch(body, content_type, ctx)  # once, not on every retry
 
         async def compute(old: Obj) -> Obj:
-            patched = apply_patch(old, body, content_type)
+            patched = apply_patch(old, patch)
             self._identify(kind, patched, namespace, name)
             self.check_schema(kind, patched, ctx)
             return self.merge_update(kind, old, patched, ctx, subresource)
@@ -297,9 +298,7 @@ class Writer:
 
     async def apply(self, kind: ResourceKind, namespace: str, name: str, body: bytes,
                     ctx: WriteContext, force: bool) -> Obj:
-        from shoal.api.bodies import decode_yaml_or_json
-
-        applied = decode_yaml_or_json(body)
+        applied = decode_yaml_or_json(body, ctx)
         self._identify(kind, applied, namespace, name)
         self.check_schema(kind, applied, ctx)
         if not ctx.field_manager:
