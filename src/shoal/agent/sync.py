@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 
 #: kubelet's minimum shutdown window: even a grace period of 0 gives SIGTERM this long.
 MIN_GRACE = 2.0
+#: The longest shutdown window the agent waits (a year): the API takes any int64 grace period,
+#: which no timer or runtime call can hold; beyond a year it makes no difference.
+MAX_GRACE = 365 * 24 * 3600.0
 ORPHAN_GRACE = MIN_GRACE
 TERMINAL = ("Succeeded", "Failed")
 
@@ -107,7 +110,7 @@ class PodSyncer:
             grace = meta.get("deletionGracePeriodSeconds")
             if grace is None:
                 grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 0
-            await self._terminate(self._with_written_status(pod), runtime, max(float(grace), MIN_GRACE))
+            await self._terminate(self._with_written_status(pod), runtime, _window(grace))
             with contextlib.suppress(NotFoundError, ConflictError):
                 await self.client.delete(resources.PODS, str(meta.get("name")), str(meta.get("namespace")),
                                          grace_period_seconds=0, uid=uid)
@@ -222,7 +225,7 @@ class PodSyncer:
             probe = container.get(f"{kind}Probe") or {}
             if f"failed {kind} probe" in reason and probe.get("terminationGracePeriodSeconds") is not None:
                 grace = probe["terminationGracePeriodSeconds"]
-        return max(float(grace or 0), MIN_GRACE)
+        return _window(grace)
 
     async def _start_or_restart(self, pod: Obj, container: Obj, kind: str, latest: rt.ContainerStatus | None,
                                 sandbox: rt.SandboxStatus, volumes: Any, sources: SourceCache,
@@ -435,3 +438,10 @@ class PodSyncer:
         self._oom_reported.pop(uid, None)
         self.starter.forget_pod(uid)
         self.crash_backoff.reset_prefix(f"{uid}/")
+
+
+def _window(grace: object) -> float:
+    """A grace period in seconds as the agent waits it: at least MIN_GRACE, at most MAX_GRACE."""
+    seconds = float(grace) if isinstance(grace, int | float) else 0.0
+    return min(max(seconds, MIN_GRACE), MAX_GRACE)
+

@@ -174,3 +174,14 @@ def test_readiness_gates() -> None:
     assert _conditions(status)["ContainersReady"]["status"] == "True"
     pod["status"]["conditions"].append({"type": "example.com/lb", "status": "True"})
     assert _conditions(compute_status(pod, _view(True, True), NOW))["Ready"]["status"] == "True"
+
+
+def test_the_agent_waits_a_bounded_window_for_any_grace_period() -> None:
+    """Issue 8 item 5 (the agent's side): the API takes any int64 grace period; the agent's
+    shutdown window is at least MIN_GRACE and at most MAX_GRACE, never an overflowing timer."""
+    from shoal.agent import sync
+
+    assert sync._window(10**18) == sync.MAX_GRACE
+    assert sync._window(0) == sync.MIN_GRACE
+    assert sync._window(None) == sync.MIN_GRACE
+    assert sync._window(30) == 30.0
