@@ -18,7 +18,8 @@ runtime driver.
 * ``…/exec`` as a WebSocket (``v5.channel.k8s.io``, or ``v4``): the agent WebSocket is opened
   first with the same subprotocol; if the agent refuses, kubectl's upgrade is refused with the
   agent's status and Status body.  Otherwise both are accepted and frames are relayed both
-  ways unchanged until either side closes; the agent's close code is passed on.  Pings are
+  ways unchanged until either side closes; the agent's close code is passed on (a client
+  that closed first, as kr8s does once it has the exit Status, is not an error).  Pings are
   answered by each WebSocket implementation itself (uvicorn towards kubectl, ``websockets``
   towards the agent), so idle sessions stay up while the relay waits.
 * ``…/exec`` as plain HTTP (kubectl's SPDY fallback after a refused WebSocket): relayed to the
@@ -347,10 +348,20 @@ async def _agent_to_client(ws: WebSocket, agent: ClientConnection) -> None:
                 await ws.send_text(message)
     except ConnectionClosed as exc:
         log.warning("node agent closed an exec stream abnormally: %s", exc)
-        await ws.close(1011, "node agent connection lost")
+        await _close_client(ws, 1011, "node agent connection lost")
         return
     except WebSocketDisconnect:
         return
     code = agent.close_code
-    await ws.close(code if code is not None and code not in (1005, 1006) and not 1015 <= code < 3000 else 1000)
+    await _close_client(ws, code if code is not None and code not in (1005, 1006) and not 1015 <= code < 3000
+                        else 1000)
+
+
+async def _close_client(ws: WebSocket, code: int, reason: str | None = None) -> None:
+    """Pass the agent's close on; a client that closed first (kr8s and httpx-ws close as soon
+    as they have the exit Status) has nothing left to receive, so that is not an error."""
+    try:
+        await ws.close(code, reason)
+    except WebSocketDisconnect:
+        log.debug("exec client closed before the agent's close (%d) could be passed on", code)
 
