@@ -47,6 +47,7 @@ import uvicorn
 
 from shoal import components, runner
 from shoal.agent.config import AgentConfig
+from shoal.api import connlimits, serving
 from shoal.api.app import ApiServer
 from shoal.api.authn import Authenticator, TokenAuthentication, UnionAuthentication, X509Authentication
 from shoal.api.storage import ObjectStorage
@@ -93,6 +94,8 @@ class ServerConfig:
     kubelet_port: int = 10250
     #: Pod addresses: each node gets a /24 of this range.
     cluster_cidr: str = "10.42.0.0/16"
+    #: Timeouts and connection caps of the HTTPS API (:mod:`shoal.api.serving`).
+    connection_limits: connlimits.ConnectionLimits = field(default_factory=connlimits.ConnectionLimits)
 
     @property
     def url(self) -> str:
@@ -132,12 +135,9 @@ class Server:
         registry = build_registry()
         storage = ObjectStorage(store, box)
         api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}", data_dir=cfg.data_dir)
-        uv_config = uvicorn.Config(
-            api, host=cfg.bind, port=cfg.port, ssl_certfile=str(pki.server_cert_path),
-            ssl_keyfile=str(pki.server_key_path), lifespan="off", log_level="warning",
-            timeout_graceful_shutdown=2, access_log=False,
-        )
-        http = _HttpServer(uv_config)
+        uv_config = uvicorn.Config(api, host=cfg.bind, port=cfg.port, lifespan="off", log_level="warning",
+                                   timeout_graceful_shutdown=2, access_log=False)
+        http = _HttpServer(uv_config, pki.ssl_context(), cfg.connection_limits)
         stop = asyncio.Event()
         with runner.stop_on_signals(stop):
             serving = asyncio.create_task(http.serve(), name="api-server")
@@ -223,7 +223,7 @@ async def _watch_http(serving: asyncio.Task[None], stop: asyncio.Event) -> None:
         raise HttpServerExitedError("the HTTP API server stopped on its own")
 
 
-class _HttpServer(uvicorn.Server):
+class _HttpServer(serving.HardenedServer):
     """uvicorn without its own signal handlers: the runner's (:func:`shoal.runner.stop_on_signals`)
     stop the components first, and the server then stops uvicorn with ``should_exit``."""
 

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from shoal import components
+from shoal.api.connlimits import ConnectionLimits
 from shoal.server import COMPONENTS, Server, ServerConfig, default_data_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -48,6 +49,16 @@ def server(
                                               "process (UNSAFE: no isolation).")] = "",
     kubelet_port: Annotated[int, typer.Option(help="The node agent's API port (logs, exec); 0 = any.")] = 10250,
     cluster_cidr: Annotated[str, typer.Option(help="Pod address range; each node gets a /24.")] = "10.42.0.0/16",
+    tls_handshake_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to complete the TLS handshake.")] = ConnectionLimits.tls_handshake_timeout,
+    request_header_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a request's headers.")] = ConnectionLimits.header_timeout,
+    idle_timeout: Annotated[float, typer.Option(
+        help="Seconds a keep-alive connection may wait for its next request.")] = ConnectionLimits.idle_timeout,
+    max_connections: Annotated[int, typer.Option(
+        help="Concurrent connections in all (kept below the open-file limit).")] = ConnectionLimits.max_connections,
+    max_connections_per_address: Annotated[int, typer.Option(
+        help="Concurrent connections from one client address.")] = ConnectionLimits.per_address,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
     """Run the all-in-one Shoal server (API, store, controllers, scheduler, node agent)."""
@@ -58,12 +69,18 @@ def server(
     _check_runtime(runtime)
     if datastore != "sqlite" and not datastore.startswith("etcd://"):
         raise typer.BadParameter("must be sqlite or etcd://HOST:PORT[,HOST:PORT]", param_hint="--datastore")
+    try:
+        limits = ConnectionLimits(tls_handshake_timeout=tls_handshake_timeout, header_timeout=request_header_timeout,
+                                  idle_timeout=idle_timeout, max_connections=max_connections,
+                                  per_address=max_connections_per_address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(data_dir=data_dir or default_data_dir(), bind=bind, port=port,
                           datastore=datastore, disable=disabled, compact_interval=compact_interval,
                           node_name=node_name, runtime=runtime, kubelet_port=kubelet_port,
-                          cluster_cidr=cluster_cidr)
+                          cluster_cidr=cluster_cidr, connection_limits=limits)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
         asyncio.run(Server(config).run())
 
