@@ -6,13 +6,16 @@ group-version document it lists, as kubectl does, merges them into one document 
 operation (core v1, apps/v1, coordination, discovery: every path, every method, collection
 DELETE and the subresources) with the admin token over HTTPS, verified against the cluster CA.
 
-The run is fixed and bounded: seed :data:`SEED`, one worker, no example database, positive and
-negative cases from the fuzzing phase, :data:`MAX_EXAMPLES` cases per operation per cycle and
-a budget of :data:`MAX_TIME` seconds (schemathesis keeps cycling through the operations until
-it is spent).  The only check is ``not_a_server_error``: any 5xx, or a request that gets no
-answer in :data:`REQUEST_TIMEOUT` seconds, fails the test, whose message shows schemathesis'
-report with a curl line per failing request.  :mod:`tests.e2e.fuzz_hooks` steers half of the
-cases at objects that exist and bounds watches.
+The run is fixed and bounded: seed :data:`SEED`, ``PYTHONHASHSEED=0``, one worker, no example
+database, so the sequence of requests is the same on every run (only how far it gets depends on
+the machine's speed).  Positive and negative cases; first the coverage phase (boundary and
+wrong-type values, operation by operation, until schemathesis keeps the rest of the budget for
+fuzzing), then the fuzzing phase over every operation, :data:`MAX_EXAMPLES` cases each per
+cycle, cycling until the budget of :data:`MAX_TIME` seconds is spent.  The only check is
+``not_a_server_error``: any 5xx, or a request that gets no answer in :data:`REQUEST_TIMEOUT`
+seconds, fails the test, whose message lists each 5xx request and shows schemathesis' report
+with a curl line per failure.  :mod:`tests.e2e.fuzz_hooks` steers every other case with path
+parameters at objects that exist and bounds watches.
 
 Schemathesis is a test dependency (``pyproject.toml``, ``.[dev]``); without it the test fails.
 """
