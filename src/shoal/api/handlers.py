@@ -15,6 +15,7 @@ a 4xx naming the parameter or field.  Without ``fieldValidation`` a write is che
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,10 +72,16 @@ def parse_target(registry: Registry, group: str, version: str, rest: list[str]) 
     return Target(kind, "", rest[1] if len(rest) > 1 else "", sub)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _warning(text: str) -> str:
-    """One RFC 7234 warning value, as Kubernetes sends them (code 299, agent "-")."""
-    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'299 - "{quoted}"'
+    """One RFC 7234 warning value, as Kubernetes sends them (code 299, agent "-").
+
+    The text goes out as UTF-8, as kube-apiserver writes it (Starlette writes a header string
+    as latin-1, hence the re-decoding); control characters, which no header may hold, as spaces."""
+    quoted = _CONTROL.sub(" ", text).replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'.encode("utf-8", "backslashreplace").decode("latin-1")
 
 
 def _bool(value: str | None) -> bool:

@@ -8,6 +8,8 @@ This layer owns the mapping between API objects and store entries:
   ``resourceVersion`` is set to the entry's ``mod_revision``;
 * Secret values are sealed with :class:`~shoal.security.encryption.SecretBox` (AES-256-GCM,
   the storage key bound as associated data), so no secret byte reaches the store in clear;
+* an object JSON cannot hold (a number outside 64 bits, as YAML bodies can carry) is a 400
+  BadRequest naming the field, as kube-apiserver's decoder refuses such a number;
 * store errors become :mod:`shoal.kube.errors` (``KeyExistsError`` -> 409 AlreadyExists,
   ``RevisionConflictError`` -> 409 Conflict, ``CompactedError`` -> 410 Expired).
 
@@ -144,6 +146,8 @@ class ObjectStorage:
         rv = meta.pop("resourceVersion", None)
         try:
             raw = orjson.dumps(obj)
+        except orjson.JSONEncodeError as exc:
+            raise errors.bad_request(_unencodable(obj, str(exc))) from None
         finally:
             if rv is not None:
                 meta["resourceVersion"] = rv
@@ -295,3 +299,21 @@ class ObjectStorage:
             ) from exc
         except StoreUnavailableError as exc:
             raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
+
+
+#: The integers JSON objects may carry here: int64 and uint64, what orjson encodes.
+_INT_RANGE = range(-(2**63), 2**64)
+
+
+def _unencodable(obj: Any, reason: str) -> str:
+    """Why ``obj`` cannot be encoded, naming the first field that holds an out-of-range number."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
+            return f"{path}: the number {value} is out of range (numbers must fit in 64 bits)"
+    return f"the object cannot be encoded as JSON: {reason}"
