@@ -84,7 +84,7 @@ class Writer:
                 raise errors.bad_request(validation.unknown_fields_message(result.unknown))
             if ctx.field_validation == "Warn":
                 ctx.warnings.extend(f'unknown field "{p}"' for p in result.unknown)
-            validation.prune(obj, result.unknown)
+            validation.prune(result)
         if result.errors:
             raise errors.invalid(kind.kind, kind.group, _name_of(obj), result.errors)
 

@@ -68,6 +68,9 @@ class UnknownKindError(LookupError):
 class SchemaResult:
     errors: list[FieldError] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    #: Where each unknown field is: its parent object and key (parallel to ``unknown``), so
+    #: :func:`prune` removes exactly that field whatever characters its name holds.
+    unknown_at: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +204,7 @@ class _Walker:
                     self.check(item, sub, _child(path, key))
                 elif not preserve:
                     self.result.unknown.append(_child(path, key))
+                    self.result.unknown_at.append((value, key))
         elif isinstance(extra, dict):
             for key, item in value.items():
                 self.check(item, extra, f"{path}[{key}]")
@@ -234,28 +238,13 @@ class _Walker:
         self.result.errors.append(FieldError(path, "FieldValueInvalid", detail, value))
 
 
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]|\[([^\]]*)\]")
-
-
-def prune(obj: dict[str, Any], paths: Iterable[str]) -> None:
-    """Remove the fields at ``paths`` (as reported in ``SchemaResult.unknown``) from ``obj``.
+def prune(result: SchemaResult) -> None:
+    """Remove the unknown fields ``result`` found (``SchemaResult.unknown_at``) from the object
+    it checked.
 
     Unknown fields are dropped, never stored as if honoured, when a client asks for
-    ``fieldValidation=Ignore`` or ``Warn``.
+    ``fieldValidation=Ignore`` or ``Warn``.  The walk recorded each one's parent and key, so a
+    name with ``.``, ``[`` or nothing in it removes that field and only that field.
     """
-    for path in paths:
-        tokens: list[str | int] = []
-        for name, index, key in _TOKEN.findall(path):
-            tokens.append(int(index) if index else (name or key))
-        node: Any = obj
-        for token in tokens[:-1]:
-            in_list = isinstance(token, int) and isinstance(node, list) and token < len(node)
-            in_map = isinstance(token, str) and isinstance(node, dict) and token in node
-            if in_list or in_map:
-                node = node[token]
-            else:
-                node = None
-                break
-        last = tokens[-1] if tokens else None
-        if isinstance(node, dict) and isinstance(last, str):
-            node.pop(last, None)
+    for parent, key in result.unknown_at:
+        parent.pop(key, None)

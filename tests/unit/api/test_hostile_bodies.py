@@ -287,3 +287,16 @@ async def test_without_field_validation_an_unknown_field_is_a_warning(harness: A
     strict = await harness.http.post(f"/api/v1/namespaces/{NS}/services", params={"fieldValidation": "Strict"},
                                      json={**body, "metadata": {"name": "web2"}})
     refused(strict, 400, "BadRequest", 'unknown field "spec.foo"')
+
+
+@pytest.mark.parametrize("validation", ["Warn", "Ignore"])
+async def test_unknown_fields_with_any_name_are_dropped_exactly(harness: ApiHarness, validation: str) -> None:
+    """Issue 8 (schemathesis finding F1): under Warn or Ignore an unknown field named ``""``
+    inside metadata dropped the whole ``metadata`` (a 500 KeyError), and unknown keys with
+    ``.`` or ``[`` in their names were stored.  Now exactly the unknown fields go."""
+    body = {"metadata": {"name": "odd", "": [True]}, "data": {"k": "v"}, "a.b": 1, "c[0]": 2, "": 3}
+    created = await harness.http.post(CONFIGMAPS, params={"fieldValidation": validation}, json=body)
+    stored = ok(created, 201)
+    assert stored["metadata"]["name"] == "odd" and "" not in stored["metadata"]
+    assert stored["data"] == {"k": "v"}
+    assert not {"a.b", "c[0]", ""} & set(stored)
