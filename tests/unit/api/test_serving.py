@@ -14,7 +14,6 @@ import json
 import socket
 import ssl
 import sys
-from asyncio import selector_events
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,10 +127,12 @@ async def test_a_certificate_from_another_ca_fails_the_handshake(served: Served,
     assert answer == b""
 
 
-def closed_transports() -> list[selector_events._SelectorSocketTransport]:
-    """Socket transports of this process that closed but are still alive."""
+def closed_transports() -> list[asyncio.Transport]:
+    """asyncio's socket transports (``selector_events._SelectorSocketTransport``) of this
+    process that closed but are still alive."""
     return [obj for obj in gc.get_objects()
-            if isinstance(obj, selector_events._SelectorSocketTransport) and obj.is_closing()]
+            if isinstance(obj, asyncio.Transport) and type(obj).__name__ == "_SelectorSocketTransport"
+            and obj.is_closing()]
 
 
 def blocking_clients(served: Served) -> None:
