@@ -233,7 +233,7 @@ def main() -> None:
             return [one, two]
 
         results += run_server(base, "this", "", both)
-        trims = [line for line in (base / "this-server.log").read_text().splitlines() if "trimmed" in line]
+        trims = [line for line in (base / "this-server.log").read_text().splitlines() if "released the heap" in line]
         print("\n".join(trims))
         if args.compare_src:
             root = str(Path(args.compare_src).resolve().parent)

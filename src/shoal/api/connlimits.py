@@ -19,13 +19,15 @@ an evicted connection is released at once (its socket closes a loop iteration la
 (oldest first) and hold exactly the admitted entries not marked busy.
 
 When the number of open connections has fallen by ``TRIM_AFTER_CLOSES`` from its high
-mark, the book trims the C heap (:class:`shoal.api.procres.Heap`: glibc keeps freed pages
-until trimmed) once the closes have stopped for ``TRIM_DELAY`` seconds (at most
-``TRIM_MAX_DEFER`` after the fall); a steady churn at a constant count (evictions under a
-flood) never trims.  The connections' objects are freed by reference counting (the
-protocols break their reference cycles when the connection is lost), not by the collector:
-``shoal server`` freezes its heap (``gc.freeze``) 10 s after start, and cyclic garbage
-frozen there would never be collected.
+mark, the book releases the heap (:meth:`shoal.api.procres.Heap.release`: Python's free
+lists pin its small-object arenas, glibc keeps freed pages until trimmed) once the closes
+have stopped for ``TRIM_DELAY`` seconds (at most ``TRIM_MAX_DEFER`` after the fall), and
+shrinks its own tables, which keep the size of their high mark; a steady churn at a
+constant count (evictions under a flood) never trims.  The connections' objects are freed
+by reference counting (the protocols break their reference cycles, and the socket
+transport's, when the connection is lost), not by the collector: ``shoal server`` freezes
+its heap (``gc.freeze``) 10 s after start, and cyclic garbage frozen there would never be
+collected.
 """
 
 from __future__ import annotations
@@ -210,8 +212,13 @@ class ConnectionBook:
             return
         self._trim = None
         began = time.perf_counter()
-        self.heap.trim()
-        log.info("connections down from %d to %d: trimmed the heap in %.1f ms", self._high, self.total,
+        # Fresh tables: a dict or set keeps the size of its most entries after they leave.
+        self.live = set(self.live)
+        self._idle = dict(self._idle)
+        self._idle_by_address = {address: dict(entries) for address, entries in self._idle_by_address.items()}
+        self.per_address = dict(self.per_address)
+        self.heap.release()
+        log.info("connections down from %d to %d: released the heap in %.1f ms", self._high, self.total,
                  (time.perf_counter() - began) * 1000)
         self._high = self.total
 

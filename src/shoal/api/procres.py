@@ -4,22 +4,35 @@
   process may do without privileges; systemd and most shells give 1,024 soft and 524,288
   hard).  Every connection is one file descriptor, so the soft limit bounds how many the
   server can hold; :mod:`shoal.api.serving` keeps its connection cap below it.
-* :class:`Heap` returns freed memory to the system on glibc: ``malloc_trim(0)`` hands the
-  free pages inside every arena back (``madvise``); glibc otherwise only shrinks its heap
-  from the top, so the memory of closed connections would stay in the process.  Measured:
-  2,000 closed connections left the server at 166 MB RSS, 49 MB after one trim.  Fixing
-  glibc's mmap threshold (``mallopt``) is not needed once nothing allocates 256 KiB per
-  connection (:mod:`shoal.api.serving`).  On other C libraries :meth:`Heap.trim` is a no-op.
+* :class:`Heap` returns freed memory to the system, in two steps (:meth:`Heap.release`):
 
-Both act on the whole process: the limit is raised once at start, the heap trimmed after
-many connections closed; nothing here is per request.
+  1. a full collection (``gc.collect()``), which also empties the interpreter's free lists.
+     Python keeps up to 2,000 freed tuples of each length (and some frames, dicts, lists,
+     contexts) for reuse instead of freeing them; after a flood those are the tuples the
+     last connections freed, scattered over the 1 MiB arenas of Python's small-object
+     allocator, and each keeps its arena (which is only returned to the system once empty)
+     resident.  Measured after 4,000 connections closed: 50 arenas instead of 27 before the
+     flood, held by about 5,000 free-listed tuples; the collection frees them and the
+     emptied arenas (about 23 MB).
+  2. on glibc ``malloc_trim(0)``, which hands the free pages inside every C arena back
+     (``madvise``); glibc otherwise only shrinks its heap from the top, so the memory of
+     closed connections would stay in the process.  Measured: 2,000 closed connections
+     left the server at 166 MB RSS, 49 MB after one trim.  Fixing glibc's mmap threshold
+     (``mallopt``) is not needed once nothing allocates 256 KiB per connection
+     (:mod:`shoal.api.serving`).  On other C libraries :meth:`Heap.trim` is a no-op.
+
+Both act on the whole process: the limit is raised once at start, the heap released after
+many connections closed; nothing here is per request.  A full collection walks only what was
+not frozen (``gc.freeze``, :func:`shoal.components.freeze_heap`): measured 7-12 ms.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import resource
+import sys
 import time
 
 log = logging.getLogger(__name__)
@@ -57,6 +70,13 @@ class Heap:
         #: Number of trims and the seconds they took in all (for benchmarks and logs).
         self.trims = 0
         self.trim_seconds = 0.0
+
+    def release(self) -> bool:
+        """Free cyclic garbage, the interpreter's free lists and the names its type cache holds,
+        then :meth:`trim`."""
+        gc.collect()
+        sys._clear_type_cache()
+        return self.trim()
 
     def trim(self) -> bool:
         """Return free heap pages to the system; True when some memory was released."""

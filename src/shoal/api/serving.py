@@ -108,6 +108,20 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         self.listener.book.release(self)
+        self.forget_transport()
+
+    def forget_transport(self) -> None:
+        """Drop the socket's transport, breaking its reference cycle (called as the connection is lost).
+
+        Before Python 3.12 asyncio's socket transport keeps its read callback, a bound method
+        of itself, after it closed (CPython gh-100348): a reference cycle, so each closed
+        transport with its socket and ``extra`` dict waits for a full collection, and one that
+        was open when the heap was frozen (``gc.freeze``) is never freed.  The transport reads
+        nothing more once its connection is lost (its reader left the loop at close).
+        """
+        transport, self.transport = self.transport, None
+        if transport is not None and getattr(transport, "_read_ready_cb", None) is not None:
+            transport._read_ready_cb = None  # type: ignore[attr-defined]
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -143,6 +157,7 @@ class _TlsConnection(sslproto.SSLProtocol):
             super().connection_lost(exc)
         finally:
             self.entry.listener.book.release(self.entry)
+            self.entry.forget_transport()
             self.entry.tls = None  # no reference cycle: freed without the collector
 
 
