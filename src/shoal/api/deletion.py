@@ -10,7 +10,8 @@
   ``spec.finalizers`` through ``/finalize``;
 * Pods bound to a node are deleted gracefully: ``deletionTimestamp`` = now + grace period and
   ``deletionGracePeriodSeconds``; the node's agent stops the containers and finishes the
-  deletion with grace period 0.  Unbound pods and ``gracePeriodSeconds: 0`` go at once.  Any
+  deletion with grace period 0.  Unbound pods and ``gracePeriodSeconds: 0`` go at once; a
+  negative grace period is 1 s (Kubernetes' pod strategy).  Any
   int64 grace period is taken, as Kubernetes does; a deadline past year 9999 is written as
   :data:`LATEST_TIMESTAMP`.  The options' types are checked by :func:`shoal.api.options.delete_options`;
 * an object with a ``deletionTimestamp`` and no finalizers left is removed from the store.
@@ -159,7 +160,9 @@ class Deleter:
             if not (obj.get("spec") or {}).get("nodeName") or (obj.get("status") or {}).get(
                     "phase") in ("Succeeded", "Failed"):
                 seconds = 0
-            seconds = max(int(seconds), 0)
+            seconds = int(seconds)
+            if seconds < 0:
+                seconds = 1  # Kubernetes' pod strategy: a negative grace period is one second
             current = meta.get("deletionGracePeriodSeconds")
             if current is None or seconds < current:
                 meta["deletionGracePeriodSeconds"] = seconds

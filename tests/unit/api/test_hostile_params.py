@@ -103,6 +103,15 @@ async def test_a_huge_grace_period_on_a_bound_pod_leaves_it_pending(harness: Api
     status_of(await harness.http.get(f"{PODS}/p3"), 404, "NotFound")
 
 
+async def test_a_negative_grace_period_on_a_bound_pod_is_one_second(harness: ApiHarness) -> None:
+    """Kubernetes' pod strategy (CheckGracefulDelete): a negative grace period becomes 1 s, so
+    the agent still stops the pod; it was taken as 0, which removed the pod at once."""
+    ok(await harness.http.post(PODS, json=pod("neg")), 201)
+    pending = ok(await harness.http.delete(f"{PODS}/neg", params={"gracePeriodSeconds": "-5"}))
+    assert pending["metadata"]["deletionGracePeriodSeconds"] == 1
+    assert ok(await harness.http.get(f"{PODS}/neg"))["metadata"]["deletionGracePeriodSeconds"] == 1
+
+
 @pytest.mark.parametrize("grace", [str(2**63), "1e18", "nan", "5s", ""])
 async def test_a_grace_period_query_that_is_no_int64_is_a_bad_request(harness: ApiHarness, grace: str) -> None:
     """Issue 8 item 5: the query's ``gracePeriodSeconds`` is an int64 ("" is no value, as before)."""
