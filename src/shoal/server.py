@@ -53,6 +53,7 @@ from shoal.api.authn import Authenticator, TokenAuthentication, UnionAuthenticat
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
 from shoal.client.rest import ApiClient
+from shoal.controllers.system_namespaces import SYSTEM_NAMESPACES
 from shoal.kube import errors
 from shoal.resources.kinds import build_registry
 from shoal.security.encryption import SecretBox
@@ -66,7 +67,8 @@ from shoal.store.interface import Store
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+#: The namespaces made at start (the system-namespaces controller keeps them there).
+BOOTSTRAP_NAMESPACES = SYSTEM_NAMESPACES
 COMPONENTS = frozenset({"agent", "proxy", "controllers", "scheduler"})
 #: ``<data_dir>/tls/<ADMIN_CERT>.crt`` and ``.key``: the admin's client certificate (k3s' name).
 ADMIN_CERT = "client-admin"

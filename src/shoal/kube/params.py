@@ -26,17 +26,15 @@ from starlette.datastructures import QueryParams
 
 from shoal.kube import errors
 
-__all__ = ["INT32_MAX", "INT32_MIN", "INT64_MAX", "INT64_MIN", "UINT64_MAX", "json_int", "json_type", "parse_int64",
+__all__ = ["INT64_MAX", "INT64_MIN", "UINT64_MAX", "json_int", "json_type", "parse_int64",
            "parse_uint64", "query_int64"]
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 UINT64_MAX = 2**64 - 1
-INT32_MAX = 2**31 - 1
-INT32_MIN = -(2**31)
 
 _SIGNED = re.compile(r"[+-]?[0-9]+")
-_UNSIGNED = re.compile(r"\+?[0-9]+")  # ParseUint takes no sign at all; "+" is refused below too
+_UNSIGNED = re.compile(r"[0-9]+")  # ParseUint takes no sign at all
 
 
 def _shown(text: str) -> str:
@@ -66,7 +64,7 @@ def parse_uint64(text: str, name: str) -> int:
     """``text`` as Go's ``strconv.ParseUint(text, 10, 64)`` (no sign); raises ``ValueError``.
 
     The caller words the error (Kubernetes' text differs by where the value came from)."""
-    if not _UNSIGNED.fullmatch(text) or text.startswith("+"):
+    if not _UNSIGNED.fullmatch(text):
         raise ValueError(f'strconv.ParseUint: parsing "{_shown(text)}": invalid syntax')
     value = int(text)
     if value > UINT64_MAX:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from shoal.agent.runtime.process import ProcessDriver
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
 from shoal.client.rest import ApiClient
+from tests.integration.agent.helpers import purge
 from tests.support.server import QUIET, ShoalProcess, connected
 
 
@@ -44,3 +47,13 @@ async def namespace(client: ApiClient) -> AsyncIterator[str]:
 @pytest.fixture
 def node_name() -> str:
     return f"node-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def driver(tmp_path: Path) -> AsyncIterator[ProcessDriver]:
+    """The process runtime (the podman tests build their own driver)."""
+    runtime = ProcessDriver(tmp_path / "runtime")
+    try:
+        yield runtime
+    finally:
+        await purge(runtime)

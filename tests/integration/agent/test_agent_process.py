@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,11 @@ from tests.integration.agent.helpers import (
     pod_check,
     pod_manifest,
     port_open,
-    purge,
     running_agent,
     shell,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def driver(tmp_path: Path) -> AsyncIterator[ProcessDriver]:
-    runtime = ProcessDriver(tmp_path / "runtime")
-    try:
-        yield runtime
-    finally:
-        await purge(runtime)
 
 
 async def test_node_is_ready_with_capacity_and_lease(client: ApiClient, driver: ProcessDriver, node_name: str,

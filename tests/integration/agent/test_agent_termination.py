@@ -8,7 +8,6 @@ terminal phase in a MODIFIED event before the DELETED event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from tests.integration.agent.helpers import (
     eventually,
     pod_check,
     pod_manifest,
-    purge,
     running_agent,
     shell,
 )
@@ -33,15 +31,6 @@ pytestmark = pytest.mark.integration
 
 #: Exits 0 on SIGTERM (a well-behaved server).
 POLITE = "trap 'exit 0' TERM; while :; do sleep 0.1; done"
-
-
-@pytest.fixture
-async def driver(tmp_path: Path) -> AsyncIterator[ProcessDriver]:
-    runtime = ProcessDriver(tmp_path / "runtime")
-    try:
-        yield runtime
-    finally:
-        await purge(runtime)
 
 
 async def _events_until_deleted(client: ApiClient, namespace: str, name: str, since: str) -> list[WatchEvent]:
