@@ -48,8 +48,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shoal.api import connlimits, procres
+from shoal.api.authn import PEERCERT_STATE_KEY
 
-PEERCERT_STATE_KEY = "shoal.peercert"
 #: Bytes read from a socket at once (one buffer per listener, shared by its connections).
 RECEIVE_BUFFER = 256 * 1024
 #: The most plaintext asked of the TLS object per read (one TLS record is at most 16 KiB).

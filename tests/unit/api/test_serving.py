@@ -24,11 +24,12 @@ import uvicorn
 import websockets
 
 from shoal.api import connlimits, procres, serving
+from shoal.api.authn import PEERCERT_STATE_KEY
 from shoal.security.pki import Pki, ensure_pki
 
 
 async def echo_peer(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    cert = scope["state"].get(serving.PEERCERT_STATE_KEY)
+    cert = scope["state"].get(PEERCERT_STATE_KEY)
     subject = None if cert is None else dict(pair[0] for pair in cert["subject"])
     body = json.dumps({"subject": subject}).encode()
     if scope["type"] == "websocket":
