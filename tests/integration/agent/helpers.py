@@ -127,7 +127,8 @@ async def events(client: ApiClient, namespace: str, pod_name: str) -> list[tuple
     """(reason, message) of the Events about the pod, oldest first."""
     found = await client.list(resources.EVENTS, namespace)
     items = [e for e in found["items"] if (e.get("involvedObject") or {}).get("name") == pod_name]
-    items.sort(key=lambda e: (e.get("firstTimestamp") or "", e["metadata"].get("resourceVersion", "")))
+    # Creation order: resourceVersions grow with every write, and are compared as numbers ("999" < "1000").
+    items.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [(str(e.get("reason")), str(e.get("message"))) for e in items]
 
 
