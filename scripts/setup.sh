@@ -22,6 +22,14 @@ if [ "${SHOAL_SETUP_PODMAN:-1}" = 1 ]; then
   [ -d /usr/lib/cni ] || need_apt+=(containernetworking-plugins)
   command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 fi
+if [ "${SHOAL_SETUP_PROXY:-1}" = 1 ]; then
+  # The service proxy's data plane (HAProxy 2.6, master-worker) and nftables; the load tools
+  # the Service tests and benchmarks drive traffic with.
+  command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+  command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+  command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+  command -v ab >/dev/null 2>&1 || need_apt+=(apache2-utils)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing system packages ${need_apt[*]} and not root to install them" >&2
@@ -31,8 +39,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  # Debian starts etcd as a service on install; Shoal runs its own etcd processes.
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+  # Debian starts etcd and HAProxy as services on install; Shoal runs its own processes.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd haproxy >/dev/null 2>&1 || true; fi
 fi
 
 stamp=.venv/.shoal-installed
