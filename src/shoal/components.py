@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from shoal.agent.config import AgentConfig
 
 __all__ = ["HEAP_SETTLE_SECONDS", "SCHEDULER_LEASE", "Connect", "controllers", "freeze_heap",
-           "kubeconfig_client", "node_agent", "node_components", "scheduler"]
+           "kubeconfig_client", "node_agent", "node_components", "scheduler",
+           "service_proxy"]
 
 #: Builds the API client of one component (each component has its own).
 Connect = Callable[[], ApiClient]
@@ -114,6 +115,21 @@ def node_agent(config: AgentConfig, connect: Connect) -> Component:
     return FunctionComponent("agent", run)
 
 
+def service_proxy(config: AgentConfig, connect: Connect) -> Component:
+    """The node's service proxy (HAProxy), its files in the agent's data dir under ``proxy/``."""
+    async def run(stop: asyncio.Event) -> None:
+        from shoal.proxy.config import ProxyConfig
+        from shoal.proxy.proxy import ServiceProxy
+
+        proxy_config = ProxyConfig(node_name=config.node_name, run_dir=config.data_dir / "proxy",
+                                   node_addresses=(config.node_ip, "127.0.0.1"), netns=config.netns)
+        async with _client(connect) as client:
+            await ServiceProxy(client, proxy_config).run(stop)
+
+    return FunctionComponent("proxy", run)
+
+
 def node_components(config: AgentConfig, connect: Connect) -> list[Component]:
-    """What every node runs, in ``shoal agent`` and in ``shoal server``: the node agent."""
-    return [node_agent(config, connect)]
+    """What every node runs, in ``shoal agent`` and in ``shoal server``: the node agent and the
+    service proxy."""
+    return [node_agent(config, connect), service_proxy(config, connect)]

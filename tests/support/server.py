@@ -49,8 +49,9 @@ def free_port() -> int:
 class ShoalProcess:
     data_dir: Path
     datastore: str = "sqlite"
-    #: Components not to run; the node agent is off unless a test asks for real containers.
-    disable: str = "agent"
+    #: Components not to run; the node agent and the service proxy are off unless a test asks
+    #: for real containers or Services.
+    disable: str = "agent,proxy"
     extra_args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -128,6 +129,23 @@ class ShoalProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.stop_haproxy()
+
+    def stop_haproxy(self) -> None:
+        """Stop the HAProxy master this server's proxy started, which outlives a kill -9 of the
+        server (a restarted server adopts it): by the pid in its pid file, only if that pid is
+        an haproxy of this data dir."""
+        pid_file = self.data_dir / "agent" / "proxy" / "haproxy.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if b"haproxy" in cmdline and str(self.data_dir).encode() in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def kill9(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

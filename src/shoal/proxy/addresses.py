@@ -1,0 +1,66 @@
+"""The Service addresses a node's proxy listens on, kept on the node's loopback interface.
+
+This kernel has no dummy interfaces and no IPVS, so each ClusterIP is a ``/32`` on ``lo`` with
+a label of this proxy's own (``lo:s`` and 8 hex digits of its run directory, so two Shoal
+instances on one host never take each other's addresses away): the node delivers traffic to it locally (from the node
+itself and, through the pod bridge's gateway, from pods), where HAProxy listens.
+
+Contract and invariants
+-----------------------
+1. :meth:`LoopbackAddresses.sync` makes the labelled addresses exactly ``wanted``: adds the
+   missing (an address that is already there is fine), removes the labelled ones no longer
+   wanted, and never touches an address without the label - those are not Shoal's.
+2. It works in the node's network namespace (``netns``, as ``shoal up`` nodes are) or in the
+   process's own.
+3. Netlink failures other than "already there" / "already gone" raise ``OSError``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from collections.abc import Iterable
+
+from pyroute2 import IPRoute, NetNS
+from pyroute2.netlink.exceptions import NetlinkError
+
+__all__ = ["LoopbackAddresses", "label_for"]
+
+
+def label_for(owner: str) -> str:
+    """The address label of the proxy whose run directory is ``owner`` (at most 15 bytes)."""
+    return "lo:s" + hashlib.sha256(owner.encode()).hexdigest()[:8]
+
+
+class LoopbackAddresses:
+    def __init__(self, owner: str, netns: str | None = None) -> None:
+        self.label = label_for(owner)
+        self.netns = netns
+
+    def _open(self) -> IPRoute | NetNS:
+        return NetNS(self.netns) if self.netns else IPRoute()
+
+    def current(self) -> set[str]:
+        with self._open() as ipr:
+            return {str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(label=self.label)}
+
+    def sync(self, wanted: Iterable[str]) -> tuple[set[str], set[str]]:
+        """Invariant 1; returns (added, removed)."""
+        target = set(wanted)
+        with self._open() as ipr:
+            index = ipr.link_lookup(ifname="lo")[0]
+            have = {str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(label=self.label)}
+            added, removed = target - have, have - target
+            for address in sorted(added):
+                try:
+                    ipr.addr("add", index=index, address=address, prefixlen=32, label=self.label)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise OSError(exc.code, f"adding {address}/32 to lo: {exc}") from exc
+            for address in sorted(removed):
+                try:
+                    ipr.addr("del", index=index, address=address, prefixlen=32)
+                except NetlinkError as exc:
+                    if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT):
+                        raise OSError(exc.code, f"removing {address}/32 from lo: {exc}") from exc
+        return added, removed

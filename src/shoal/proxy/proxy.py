@@ -1,0 +1,294 @@
+"""The service proxy of one node: Services and EndpointSlices from the API, HAProxy as the data
+plane (Kubernetes' kube-proxy, with HAProxy instead of iptables).
+
+``ServiceProxy(client, config).run(stop)`` watches Services and EndpointSlices, keeps one
+:class:`~shoal.proxy.model.ServiceModel` per Service, and applies changes to HAProxy
+(:mod:`shoal.proxy.haproxy`) as they arrive, without batching.
+
+Contract and invariants
+-----------------------
+1. Level-triggered: informer handlers only mark a Service key dirty; the apply loop re-reads
+   the caches for every dirty key, computes the model and diffs it with what HAProxy runs.
+2. Endpoint changes (a pod ready, not ready, terminating, gone) go through the runtime API
+   (:mod:`shoal.proxy.slots`), never a reload.  A change of structure (a Service or port
+   added or removed, a new mode or affinity) reloads, which drops no connection.  Either way
+   the configuration file is rewritten first, so it always holds the whole truth; a runtime
+   command HAProxy refuses is logged and answered by a reload from that file.
+3. ClusterIPs are on the loopback interface (:mod:`shoal.proxy.addresses`) before HAProxy is
+   asked to listen on them, and taken off after it stopped listening.
+4. After each applied batch the proxy's Lease (:mod:`shoal.client.proxystatus`) is brought to
+   the highest EndpointSlice resourceVersion applied (one write in flight at a time, the latest
+   value wins), and renewed every :data:`RENEW_SECONDS` otherwise: node agents wait for it
+   before they stop a pod that is an endpoint ("drain before kill").
+5. Ports HAProxy cannot carry (UDP, SCTP) get a Warning Event on their Service, once per change.
+6. If HAProxy exits, it is started again from the file, with a back-off; ``stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from shoal.client import proxystatus, resources
+from shoal.client.errors import AlreadyExistsError, ApiClientError, NotFoundError
+from shoal.client.events import WARNING, EventRecorder
+from shoal.client.informer import EventHandler, Informer, object_key, wait_for_sync
+from shoal.client.rest import ApiClient
+from shoal.kube.files import atomic_write
+from shoal.kube.objects import Obj
+from shoal.kube.times import format_micro
+from shoal.proxy.addresses import LoopbackAddresses
+from shoal.proxy.config import ProxyConfig
+from shoal.proxy.haproxy import HAProxy, HAProxyError
+from shoal.proxy.haproxy_cfg import render, render_service
+from shoal.proxy.model import SERVICE_NAME_LABEL, ServiceModel, service_model
+from shoal.proxy.slots import SlotTable
+
+__all__ = ["RENEW_SECONDS", "ServiceProxy"]
+
+log = logging.getLogger(__name__)
+
+RENEW_SECONDS = 10.0
+RETRY_SECONDS = 5.0
+LEASE_SECONDS = 30
+
+
+def _rv(obj: Obj) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class ServiceProxy:
+    def __init__(self, client: ApiClient, config: ProxyConfig, *, haproxy: HAProxy | None = None,
+                 addresses: LoopbackAddresses | None = None) -> None:
+        self.client = client
+        self.config = config
+        self.haproxy = haproxy or HAProxy(config.haproxy_binary, config.run_dir, netns=config.netns)
+        self.addresses = addresses if addresses is not None else (
+            LoopbackAddresses(str(config.run_dir), config.netns) if config.manage_addresses else None)
+        self.events = EventRecorder(client, "service-proxy", config.node_name)
+        self.services = Informer(client, resources.SERVICES)
+        self.slices = Informer(client, resources.ENDPOINTSLICES)
+        self.slices.add_index("service", self._slice_service)
+        self.services.add_event_handler(EventHandler(
+            on_add=self._on_service, on_update=lambda _o, n: self._on_service(n), on_delete=self._on_service))
+        self.slices.add_event_handler(EventHandler(
+            on_add=self._on_slice, on_update=lambda _o, n: self._on_slice(n), on_delete=self._on_slice))
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._seen_revision = 0
+        #: The highest EndpointSlice resourceVersion in effect in HAProxy.
+        self.synced_revision = 0
+        self._acked = asyncio.Event()
+        self.models: dict[str, ServiceModel] = {}
+        self._sections: dict[str, str] = {}
+        self.slots: dict[str, SlotTable] = {}
+        #: Applied batches, runtime-API batches and reloads (for tests and metrics).
+        self.batches = 0
+        self.runtime_updates = 0
+
+    @staticmethod
+    def _slice_service(piece: Obj) -> list[str]:
+        meta = piece.get("metadata") or {}
+        name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        return [f"{meta.get('namespace')}/{name}"] if name else []
+
+    def _on_service(self, service: Obj) -> None:
+        self._mark(object_key(service))
+
+    def _on_slice(self, piece: Obj) -> None:
+        self._seen_revision = max(self._seen_revision, _rv(piece))
+        for key in self._slice_service(piece):
+            self._mark(key)
+
+    def _mark(self, key: str) -> None:
+        self._dirty.add(key)
+        self._wake.set()
+
+    # -- computing ---------------------------------------------------------------------------
+
+    def _compute(self, key: str) -> ServiceModel:
+        service = self.services.get(key)
+        if service is None:
+            return ServiceModel()
+        return service_model(service, self.slices.by_index("service", key), node_name=self.config.node_name,
+                             node_addresses=self.config.node_addresses)
+
+    def _update(self, keys: Iterable[str]) -> tuple[bool, list[str], list[tuple[str, ServiceModel]]]:
+        """Bring the models, slot tables and sections to the caches for ``keys``; whether a
+        reload is needed, the runtime commands otherwise, and the Services whose warnings
+        changed."""
+        reload, commands, warn = False, [], []
+        for key in keys:
+            old, new = self.models.get(key, ServiceModel()), self._compute(key)
+            if new.structure != old.structure:
+                reload = True
+                for backend in old.backends:
+                    self.slots.pop(backend.name, None)
+            for backend in new.backends:
+                table = self.slots.get(backend.name)
+                if table is None:
+                    self.slots[backend.name] = SlotTable(backend.name, backend.endpoints)
+                else:
+                    commands += table.update(backend.endpoints)
+            if new.warnings and new.warnings != old.warnings:
+                warn.append((key, new))
+            if new.frontends or new.backends:
+                self.models[key] = new
+                self._sections[key] = render_service(new.frontends, new.backends, self.slots)
+            else:
+                self.models.pop(key, None)
+                self._sections.pop(key, None)
+        return reload, commands, warn
+
+    def config_text(self) -> str:
+        return render(self.haproxy.admin_socket, self.haproxy.alive_socket,
+                      (self._sections[k] for k in sorted(self._sections)))
+
+    def wanted_addresses(self) -> set[str]:
+        return {addr for model in self.models.values() for addr in model.addresses}
+
+    # -- applying ----------------------------------------------------------------------------
+
+    async def _apply(self) -> None:
+        keys, self._dirty = self._dirty, set()
+        revision = self._seen_revision
+        reload, commands, warn = self._update(keys)
+        text = self.config_text()
+        if reload:
+            await self._sync_addresses(add_only=True)
+            try:
+                await self.haproxy.reload(text)
+            except HAProxyError as exc:
+                # The running worker keeps serving the previous file; try again shortly.
+                log.error("service proxy: reload failed, retrying in %.0fs: %s", RETRY_SECONDS, exc)
+                self._retry(keys)
+                return
+            await self._sync_addresses(add_only=False)
+        else:
+            atomic_write(self.haproxy.config_path, text.encode(), fsync=False)
+            try:
+                await self.haproxy.command(commands)
+                self.runtime_updates += bool(commands)
+            except (HAProxyError, OSError) as exc:
+                log.error("service proxy: %s; reloading from the configuration file", exc)
+                try:
+                    await self.haproxy.reload(text)
+                except HAProxyError as again:
+                    log.error("service proxy: reload failed, retrying in %.0fs: %s", RETRY_SECONDS, again)
+                    self._retry(keys)
+                    return
+        self.batches += 1
+        self.synced_revision = max(self.synced_revision, revision)
+        self._acked.set()
+        for key, model in warn:
+            service = self.services.get(key)
+            if service is not None:
+                for message in model.warnings:
+                    await self.events.record(service, WARNING, "UnsupportedProtocol", message)
+
+    def _retry(self, keys: Iterable[str]) -> None:
+        """Forget what ``keys`` were applied as, so the next pass recomputes them from scratch."""
+        keys = set(keys)
+        for key in keys:
+            for backend in self.models.pop(key, ServiceModel()).backends:
+                self.slots.pop(backend.name, None)
+            self._sections.pop(key, None)
+
+        def again() -> None:
+            for key in keys:
+                self._mark(key)
+        asyncio.get_running_loop().call_later(RETRY_SECONDS, again)
+
+    async def _sync_addresses(self, *, add_only: bool) -> None:
+        if self.addresses is None:
+            return
+        wanted = self.wanted_addresses()
+        if add_only:
+            wanted |= await asyncio.to_thread(self.addresses.current)
+        await asyncio.to_thread(self.addresses.sync, wanted)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.services.run(stop), name="proxy-services")
+            group.create_task(self.slices.run(stop), name="proxy-slices")
+            if not await wait_for_sync([self.services, self.slices], stop):
+                return
+            self._update(list(self._dirty))
+            self._dirty.clear()
+            self.synced_revision = self._seen_revision
+            await self._sync_addresses(add_only=True)
+            await self.haproxy.start(self.config_text())
+            await self._sync_addresses(add_only=False)
+            log.info("service proxy: HAProxy serving %d Services", len(self.models))
+            group.create_task(self._ack_loop(stop), name="proxy-ack")
+            try:
+                await self._loop(stop)
+            finally:
+                await self.haproxy.stop()
+                if self.addresses is not None:
+                    await asyncio.to_thread(self.addresses.sync, ())
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(stop.wait())
+        exited = asyncio.ensure_future(self.haproxy.wait())
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({stopping, exited, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                if stop.is_set():
+                    return
+                if exited.done():
+                    log.error("service proxy: HAProxy exited (%s); starting it again in %.1fs",
+                              exited.result(), backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    await self.haproxy.start(self.config_text())
+                    exited = asyncio.ensure_future(self.haproxy.wait())
+                    continue
+                self._wake.clear()
+                await self._apply()
+        finally:
+            stopping.cancel()
+            exited.cancel()
+
+    # -- the proxy's Lease (invariant 4) ------------------------------------------------------
+
+    async def _ack_loop(self, stop: asyncio.Event) -> None:
+        written = -1
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), RENEW_SECONDS if written >= 0 else 0.01)
+            self._acked.clear()
+            if stop.is_set():
+                return
+            revision = self.synced_revision
+            try:
+                await self._write_lease(revision)
+                written = revision
+            except ApiClientError as exc:
+                log.warning("service proxy: could not write its Lease: %s", exc)
+                await asyncio.sleep(0.5)
+                self._acked.set()
+
+    async def _write_lease(self, revision: int) -> None:
+        name = proxystatus.proxy_lease_name(self.config.node_name)
+        body: Obj = {"metadata": {"labels": {proxystatus.PROXY_LEASE_LABEL: proxystatus.PROXY_LEASE_LABEL_VALUE},
+                                  "annotations": {proxystatus.SYNCED_REVISION: str(revision)}},
+                     "spec": {"holderIdentity": self.config.node_name, "leaseDurationSeconds": LEASE_SECONDS,
+                              "renewTime": format_micro(time.time())}}
+        try:
+            await self.client.patch(resources.LEASES, name, body, proxystatus.PROXY_LEASE_NAMESPACE)
+        except NotFoundError:
+            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                     "metadata": {"name": name, "namespace": proxystatus.PROXY_LEASE_NAMESPACE, **body["metadata"]},
+                     "spec": body["spec"]}
+            with contextlib.suppress(AlreadyExistsError):
+                await self.client.create(resources.LEASES, lease)
