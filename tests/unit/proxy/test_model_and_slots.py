@@ -3,6 +3,7 @@ slots and runtime commands (slots.py), and the configuration file (haproxy_cfg.p
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from shoal.proxy.haproxy_cfg import render, render_service
@@ -85,7 +86,7 @@ def test_slots_keep_their_endpoint_and_emit_runtime_commands() -> None:
 def test_config_is_the_whole_truth() -> None:
     m = model(svc(), eps(("10.42.0.1", READY_C, "n1"), ("10.42.0.2", TERM_C, "n1")))
     slots = {b.name: SlotTable(b.name, b.endpoints) for b in m.backends}
-    text = render("/run/admin.sock", "/run/alive.sock", [render_service(m.frontends, m.backends, slots)])
+    text = render(Path("/run/admin.sock"), Path("/run/alive.sock"), [render_service(m.frontends, m.backends, slots)])
     assert "stats socket /run/admin.sock mode 600 level admin expose-fd listeners" in text
     assert "bind 10.43.0.9:80" in text and "retry-on conn-failure empty-response" in text
     assert "server s1 10.42.0.1:8080 check" in text
