@@ -36,6 +36,7 @@ from shoal.agent import containers as ct
 from shoal.agent import runtime
 from shoal.agent.backoff import Backoff
 from shoal.agent.config import AgentConfig
+from shoal.agent.drain import EndpointDrain
 from shoal.agent.lease import LeaseRenewer
 from shoal.agent.lookup import make_pod_lookup
 from shoal.agent.node import NodeManager
@@ -92,6 +93,7 @@ class NodeAgent:
         self._events: asyncio.Queue[tuple[Obj, str, str, str, str]] = asyncio.Queue()
         self._event_writer: asyncio.Task[None] | None = None
         self.pods = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
+        self.endpoint_drain = EndpointDrain(client)
         self.pods.add_index("uid", lambda pod: [objects.uid(pod)])
         self.workers = PodWorkers(self._sync, self.clock,
                                   expected=(VolumeError, RuntimeDriverError, ApiClientError))
@@ -104,7 +106,7 @@ class NodeAgent:
         self.syncer = PodSyncer(client=client, driver=driver, clock=self.clock, probes=self.probes,
                                 volumes=self.volumes, starter=starter, record=self._record, lookup=self.pod,
                                 node_ip=node_ip, crash_backoff=Backoff(backoff_initial, backoff_max, self.clock),
-                                resync_interval=config.resync_interval)
+                                resync_interval=config.resync_interval, drain=self._drain)
         self._last_relist: dict[str, frozenset[tuple[str, str]]] = {}
         #: Set once pods are being synced (the node is registered and the pod cache is filled).
         self.started = asyncio.Event()
@@ -119,6 +121,12 @@ class NodeAgent:
             if (pod.get("spec") or {}).get("nodeName") == self.node_name:
                 return pod
         return None
+
+    async def _drain(self, uid: str) -> None:
+        waited, complete = await self.endpoint_drain.wait(uid)
+        if waited > 0.001 or not complete:
+            log.info("pod %s: endpoints %s in %.3fs before stopping its containers", uid,
+                     "drained" if complete else "NOT drained (gave up)", waited)
 
     async def _sync(self, uid: str) -> Any:
         return await self.syncer.sync(uid)
@@ -185,6 +193,7 @@ class NodeAgent:
                 self.pods.add_event_handler(EventHandler(
                     on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod))
                 group.create_task(self.pods.run(stop), name="pod-informer")
+                group.create_task(self.endpoint_drain.run(stop), name="endpoint-drain")
                 if not await wait_for_sync([self.pods], stop):
                     return
                 await self._adopt()

@@ -5,7 +5,8 @@ runtime has (sandboxes and containers carrying the pod's uid label) and closes t
 
 1. **Gone from the API** (or never ours): stop and remove every runtime object of the uid
    (2 s grace), remove its volumes.  **Being deleted** (``deletionTimestamp``, kubelet's
-   ``SyncTerminatingPod`` then the status manager's ``canBeDeleted``): stop the containers
+   ``SyncTerminatingPod`` then the status manager's ``canBeDeleted``): first, if a container
+   runs, drain its Service endpoints (the ``drain`` hook, :mod:`shoal.agent.drain`); stop the containers
    with ``deletionGracePeriodSeconds`` (event Killing "Stopping container x") and the sandbox;
    write the pod's final status (containers ``terminated``, Ready/ContainersReady False, the
    phase kubelet gives a terminal pod: Succeeded if every container exited 0, else Failed);
@@ -34,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shoal.agent import containers as ct
@@ -79,7 +80,8 @@ class PodSyncer:
     def __init__(self, *, client: ApiClient, driver: rt.RuntimeDriver, clock: Clock, probes: ProbeManager,
                  volumes: VolumeManager, starter: ct.ContainerStarter, record: ct.Recorder,
                  lookup: Callable[[str], Obj | None], node_ip: str, crash_backoff: Backoff,
-                 resync_interval: float = 30.0) -> None:
+                 resync_interval: float = 30.0,
+                 drain: Callable[[str], Awaitable[object]] | None = None) -> None:
         self.client = client
         self.driver = driver
         self.clock = clock
@@ -91,6 +93,8 @@ class PodSyncer:
         self.node_ip = node_ip
         self.crash_backoff = crash_backoff
         self.resync_interval = resync_interval
+        #: Drain before kill (agent/drain.py): awaited before a deleted pod's containers stop.
+        self.drain = drain
         self.runtime_name = driver.name
         #: uid -> (resourceVersion the write was based on, status written)
         self._written: dict[str, tuple[str, Obj]] = {}
@@ -110,6 +114,8 @@ class PodSyncer:
             grace = meta.get("deletionGracePeriodSeconds")
             if grace is None:
                 grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds") or 0
+            if self.drain is not None and any(c.state is rt.State.RUNNING for c in runtime.containers):
+                await self.drain(uid)
             await self._terminate(self._with_written_status(pod), runtime, _window(grace))
             with contextlib.suppress(NotFoundError, ConflictError):
                 await self.client.delete(resources.PODS, str(meta.get("name")), str(meta.get("namespace")),
