@@ -56,6 +56,13 @@ class ShoalProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Run the server (and kubectl) inside this network namespace, as a node of ``shoal up``:
+    #: its ClusterIPs, pod bridge and HAProxy live there, never on the host.
+    netns: str | None = None
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the server's network namespace (as is without one)."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv] if self.netns else argv
 
     @property
     def url(self) -> str:
@@ -89,7 +96,8 @@ class ShoalProcess:
         args += list(self.extra_args)
         began = time.perf_counter()
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(self.in_netns(args), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -97,6 +105,13 @@ class ShoalProcess:
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"shoal server exited with {self.proc.returncode}:\n{self.log()}")
+            if self.netns:
+                probe = subprocess.run(self.in_netns(["curl", "-sk", "-m", "1", "-o", "/dev/null", "-w", "%{http_code}",
+                                                      f"{self.url}/readyz"]), capture_output=True, text=True)
+                if probe.stdout == "200" and self.kubeconfig.exists():
+                    return time.perf_counter() - began
+                time.sleep(0.05)
+                continue
             conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=1)
             try:
                 conn.request("GET", "/readyz")
@@ -155,7 +170,7 @@ class ShoalProcess:
     def kubectl(self, *args: str, check: bool = True, input: str | None = None,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         cache = self.data_dir.parent / "kubectl-cache"
-        cmd = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(cache), *args]
+        cmd = self.in_netns(["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(cache), *args])
         result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout,
                                 stdin=None if input is not None else subprocess.DEVNULL)
         if check and result.returncode != 0:

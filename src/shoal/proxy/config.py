@@ -27,6 +27,9 @@ class ProxyConfig:
     netns: str | None = None
     #: Put ClusterIPs on the loopback interface (off only where something else routes them).
     manage_addresses: bool = True
+    #: ``HOST:PORT`` of the Prometheus ``/metrics`` endpoint (kube-proxy's default port);
+    #: ``""`` serves none, port 0 takes any free port.
+    metrics_address: str = "127.0.0.1:10249"
 
     def __post_init__(self) -> None:
         if not self.node_name:

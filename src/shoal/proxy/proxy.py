@@ -20,8 +20,10 @@ Contract and invariants
    the highest EndpointSlice resourceVersion applied (one write in flight at a time, the latest
    value wins), and renewed every :data:`RENEW_SECONDS` otherwise: node agents wait for it
    before they stop a pod that is an endpoint ("drain before kill").
-5. Ports HAProxy cannot carry (UDP, SCTP) get a Warning Event on their Service, once per change.
-6. If HAProxy exits, it is started again from the file, with a back-off; ``stop`` stops it.
+5. Metrics (:mod:`shoal.proxy.metrics`) on ``config.metrics_address``, read from HAProxy at
+   each scrape.
+6. Ports HAProxy cannot carry (UDP, SCTP) get a Warning Event on their Service, once per change.
+7. If HAProxy exits, it is started again from the file, with a back-off; ``stop`` stops it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
 
 from shoal.client import proxystatus, resources
 from shoal.client.errors import AlreadyExistsError, ApiClientError, NotFoundError
@@ -44,6 +49,7 @@ from shoal.proxy.addresses import LoopbackAddresses
 from shoal.proxy.config import ProxyConfig
 from shoal.proxy.haproxy import HAProxy, HAProxyError
 from shoal.proxy.haproxy_cfg import render, render_service
+from shoal.proxy.metrics import ProxyCollector
 from shoal.proxy.model import SERVICE_NAME_LABEL, ServiceModel, service_model
 from shoal.proxy.slots import SlotTable
 
@@ -91,6 +97,13 @@ class ServiceProxy:
         #: Applied batches, runtime-API batches and reloads (for tests and metrics).
         self.batches = 0
         self.runtime_updates = 0
+        self._pending_since: float | None = None
+        self.registry = CollectorRegistry()
+        self.metrics = ProxyCollector(self.haproxy.admin_socket, self._servers,
+                                      lambda: (self.haproxy.reloads, self.runtime_updates), self.registry)
+        self._metrics_server: WSGIServer | None = None
+        #: Where /metrics is served (host, port), once running.
+        self.metrics_bound: tuple[str, int] | None = None
 
     @staticmethod
     def _slice_service(piece: Obj) -> list[str]:
@@ -108,7 +121,20 @@ class ServiceProxy:
 
     def _mark(self, key: str) -> None:
         self._dirty.add(key)
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
         self._wake.set()
+
+    def _servers(self, backend: str) -> Mapping[str, tuple[str, str]]:
+        """Slot name → (``ip:port``, pod name) of ``backend``, for the metrics."""
+        table = self.slots.get(backend)
+        if table is None:
+            return {}
+        namespace, service = backend.split(".")[:2]
+        pods = {str(a): str((e.get("targetRef") or {}).get("name") or "")
+                for piece in self.slices.by_index("service", f"{namespace}/{service}")
+                for e in piece.get("endpoints") or [] for a in (e.get("addresses") or [])[:1]}
+        return {s.name: (f"{s.ip}:{s.port}", pods.get(s.ip, "")) for s in table.servers() if s.state != "maint"}
 
     # -- computing ---------------------------------------------------------------------------
 
@@ -157,6 +183,7 @@ class ServiceProxy:
 
     async def _apply(self) -> None:
         keys, self._dirty = self._dirty, set()
+        since, self._pending_since = self._pending_since, None
         revision = self._seen_revision
         reload, commands, warn = self._update(keys)
         text = self.config_text()
@@ -184,6 +211,8 @@ class ServiceProxy:
                     self._retry(keys)
                     return
         self.batches += 1
+        if since is not None:
+            self.metrics.sync_seconds.observe(time.monotonic() - since)
         self.synced_revision = max(self.synced_revision, revision)
         self._acked.set()
         for key, model in warn:
@@ -227,12 +256,24 @@ class ServiceProxy:
             await self._sync_addresses(add_only=False)
             log.info("service proxy: HAProxy serving %d Services", len(self.models))
             group.create_task(self._ack_loop(stop), name="proxy-ack")
+            self._serve_metrics()
             try:
                 await self._loop(stop)
             finally:
+                if self._metrics_server is not None:
+                    await asyncio.to_thread(self._metrics_server.shutdown)
+                    self._metrics_server.server_close()
                 await self.haproxy.stop()
                 if self.addresses is not None:
                     await asyncio.to_thread(self.addresses.sync, ())
+
+    def _serve_metrics(self) -> None:
+        if not self.config.metrics_address:
+            return
+        host, _, port = self.config.metrics_address.rpartition(":")
+        server, _thread = start_http_server(int(port), host, registry=self.registry)
+        self._metrics_server = server
+        self.metrics_bound = (host, int(server.server_address[1]))
 
     async def _loop(self, stop: asyncio.Event) -> None:
         stopping = asyncio.ensure_future(stop.wait())

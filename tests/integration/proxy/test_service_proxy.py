@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shoal.client import proxystatus, resources
@@ -82,7 +83,8 @@ class Backends:
 
 @contextlib.asynccontextmanager
 async def running_proxy(client: ApiClient, netns: str, run_dir: Path) -> AsyncIterator[ServiceProxy]:
-    proxy = ServiceProxy(client, ProxyConfig(node_name="n1", run_dir=run_dir, netns=netns))
+    proxy = ServiceProxy(client, ProxyConfig(node_name="n1", run_dir=run_dir, netns=netns,
+                                                  metrics_address="127.0.0.1:0"))
     stop = asyncio.Event()
     task = asyncio.create_task(proxy.run(stop))
     try:
@@ -175,6 +177,17 @@ async def test_clusterip_and_nodeport_follow_endpoints_without_reloads(tmp_path:
                 assert set(after) == {"b3"}, (after, time.monotonic() - drained_at)
                 lease = await client.get(resources.LEASES, proxystatus.proxy_lease_name("n1"), "kube-node-lease")
                 assert int(lease["metadata"]["annotations"][proxystatus.SYNCED_REVISION]) > 0
+                assert proxy.metrics_bound is not None
+                async with httpx.AsyncClient() as http:
+                    text = (await http.get("http://{}:{}/metrics".format(*proxy.metrics_bound))).text
+                labels = 'namespace="default",port="http",service="web"'
+                assert f"shoal_proxy_requests_total{{{labels}}}" in text
+                requests = float(text.split(f"shoal_proxy_requests_total{{{labels}}} ")[1].split()[0])
+                assert requests >= 6
+                assert f'shoal_proxy_responses_total{{code="2xx",{labels}}}' in text
+                b3 = 'endpoint="127.0.0.13:8080",namespace="default",pod="",port="http",service="web"'
+                assert f"shoal_proxy_endpoint_up{{{b3}}} 1.0" in text
+                assert "shoal_proxy_sync_seconds_count" in text
         finally:
             backends.close()
 

@@ -1,0 +1,208 @@
+"""Issue 9 end to end: Services with zero failed requests, with real kubectl, podman and HAProxy.
+
+The all-in-one server runs inside a network namespace the test makes (``shoal-e2e-…``), as a
+node of ``shoal up`` does: its ClusterIPs, NodePorts, pod bridge, HAProxy and DNS live there,
+never on the host's interfaces.  "From the host" means from that node's namespace.  The
+namespace, the pods and every process the test started are removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import ShoalProcess
+
+pytestmark = pytest.mark.e2e
+
+DEMO = "localhost/shoal-demo:1"
+DEMO2 = "localhost/shoal-demo:2"
+ROOT = Path(__file__).resolve().parents[2]
+RATE, SECONDS = 50.0, 20.0
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def podman(*args: str, check: bool = True) -> str:
+    return subprocess.run(["podman", "--runtime", "runc", *args], check=check, capture_output=True,
+                          text=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
+    for tool in ("haproxy", "podman", "kubectl", "nsenter", "curl"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
+            pytest.fail(f"{tool} is missing: the Service tests need it (scripts/setup.sh installs it)")
+    base: Path = tmp_path_factory.mktemp("services")
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    netns = f"shoal-{name}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    server = ShoalProcess(base / "data", disable="", netns=netns, extra_args=(
+        "--node-name", name, "--cluster-cidr", "10.96.0.0/16", "--kubelet-port", "0"))
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        subprocess.run([*server.shoal_command(), "demo-image"], check=True, capture_output=True, timeout=120)
+        server.start()
+        wait_for("the node to register", lambda: server.kubectl("get", "node", name, check=False).returncode == 0)
+        server.kubectl("wait", "--for=condition=Ready", f"node/{name}", "--timeout=60s")
+        yield server
+    finally:
+        server.stop()
+        server.stop_haproxy()
+        for pod_id in podman("pod", "ps", "-q", "--filter", f"label=shoal.node={name}", check=False).split():
+            subprocess.run(["podman", "--runtime", "runc", "pod", "rm", "-f", pod_id], capture_output=True, timeout=60)
+        subprocess.run(server.in_netns(["podman", "network", "rm", "-f", f"shoal-{name}"]), capture_output=True,
+                       timeout=60)
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def apply(node: ShoalProcess, *objects: dict[str, Any]) -> None:
+    node.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+
+
+def web_deployment(name: str = "web", replicas: int = 3, image: str = DEMO, **env: str) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "web", "image": image, "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}}
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"terminationGracePeriodSeconds": 5, "containers": [container]}}}}
+
+
+def service(name: str, *, selector: str = "web", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": selector}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+                     **spec}}
+
+
+def get(node: ShoalProcess, *args: str) -> Any:
+    return json.loads(node.kubectl("get", *args, "-o", "json").stdout)
+
+
+def ready_pods(node: ShoalProcess, app: str = "web") -> list[dict[str, Any]]:
+    items = get(node, "pods", "-l", f"app={app}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))]
+
+
+def endpoint_ips(node: ShoalProcess, service_name: str = "web") -> set[str]:
+    slices = get(node, "endpointslices", "-l", f"kubernetes.io/service-name={service_name}")["items"]
+    return {e["addresses"][0] for s in slices for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")}
+
+
+def http(node: ShoalProcess, url: str) -> tuple[int, str]:
+    out = subprocess.run(node.in_netns(["curl", "-s", "-m", "3", "-w", "\n%{http_code}", url]),
+                         capture_output=True, text=True, timeout=10)
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code or 0), body.strip()
+
+
+class Load:
+    """~50 requests/s for at most 20 s, from the node (the host) and from a pod, at once."""
+
+    def __init__(self, node: ShoalProcess, url: str, stop_file: Path) -> None:
+        self.stop_file = stop_file
+        stop_file.unlink(missing_ok=True)
+        self.host = subprocess.Popen(
+            node.in_netns([sys.executable, "-m", "tests.support.load", url, "--rate", str(RATE), "--seconds",
+                           str(SECONDS), "--until-file", str(stop_file)]),
+            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        count = int(RATE * SECONDS)
+        loop = (f"ok=0; fail=0; i=0; end=$(( $(date +%s) + {int(SECONDS)} )); "
+                f"while [ $i -lt {count} ] && [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do "
+                f"if wget -q -T 2 -O /dev/null {url}; then ok=$((ok+1)); else fail=$((fail+1)); fi; "
+                f"i=$((i+1)); sleep 0.02; done; echo $ok $fail")
+        self.node = node
+        node.kubectl("exec", "loader", "--", "rm", "-f", "/tmp/stop")
+        self.pod = subprocess.Popen(node.in_netns(["kubectl", "--kubeconfig", str(node.kubeconfig), "exec", "loader",
+                                                   "--", "sh", "-c", loop]), stdout=subprocess.PIPE, text=True)
+
+    def finish(self, what: str) -> tuple[int, int]:
+        self.stop_file.touch()
+        self.node.kubectl("exec", "loader", "--", "touch", "/tmp/stop")
+        out, _ = self.host.communicate(timeout=60)
+        host = json.loads(out)
+        pod_out, _ = self.pod.communicate(timeout=60)
+        pod_ok, pod_failed = (int(x) for x in pod_out.split())
+        sent, failed = host["sent"] + pod_ok + pod_failed, host["failed"] + pod_failed
+        print(f"{what}: {sent} requests ({host['sent']} from the host, {pod_ok + pod_failed} from a pod), "
+              f"{failed} failed; host errors: {host['errors'][:5]}")
+        return sent, failed
+
+
+@pytest.fixture(scope="module")
+def web(node: ShoalProcess) -> dict[str, Any]:
+    apply(node, web_deployment(), service("web", type="NodePort"), service("web-headless", clusterIP="None"),
+          {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "loader"},
+           "spec": {"containers": [{"name": "sh", "image": DEMO, "command": ["sleep", "100000"]}],
+                    "terminationGracePeriodSeconds": 1}})
+    node.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+    node.kubectl("wait", "--for=condition=Ready", "pod/loader", "--timeout=60s")
+    wait_for("3 endpoints", lambda: len(endpoint_ips(node)) == 3)
+    return dict(get(node, "service", "web"))
+
+
+def test_service_answers_on_clusterip_and_nodeport(node: ShoalProcess, web: dict[str, Any]) -> None:
+    ip, node_port = web["spec"]["clusterIP"], web["spec"]["ports"][0]["nodePort"]
+    names = {p["metadata"]["name"] for p in ready_pods(node)}
+    seen = {http(node, f"http://{ip}/")[1] for _ in range(9)}
+    assert seen == names, "round robin over the three replicas"
+    assert http(node, f"http://127.0.0.1:{node_port}/")[0] == 200
+    out = node.kubectl("exec", "loader", "--", "wget", "-q", "-O", "-", f"http://{ip}/").stdout.strip()
+    assert out in names
+
+
+@pytest.mark.parametrize("disruption", ["podman kill", "delete pod", "rolling update", "scale 1 and back",
+                                        "service churn"])
+def test_zero_failed_requests(node: ShoalProcess, web: dict[str, Any], disruption: str, tmp_path: Path) -> None:
+    url = f"http://{web['spec']['clusterIP']}/"
+    load = Load(node, url, tmp_path / "stop")
+    time.sleep(2)
+    victim = ready_pods(node)[0]
+    if disruption == "podman kill":
+        cid = next(c["containerID"] for c in victim["status"]["containerStatuses"]).split("://")[-1]
+        podman("kill", cid)
+        wait_for("the container to restart and be ready", lambda: len(ready_pods(node)) == 3 and any(
+            p["status"]["containerStatuses"][0]["restartCount"] > 0 for p in ready_pods(node)), timeout=30)
+    elif disruption == "delete pod":
+        node.kubectl("delete", "pod", victim["metadata"]["name"], "--wait=true")
+        wait_for("a replacement", lambda: len(ready_pods(node)) == 3, timeout=30)
+    elif disruption == "rolling update":
+        node.kubectl("set", "env", "deployment/web", f"ROLL={uuid.uuid4().hex[:6]}")
+        node.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
+    elif disruption == "scale 1 and back":
+        node.kubectl("scale", "deployment/web", "--replicas=1")
+        wait_for("one replica", lambda: len(get(node, "pods", "-l", "app=web")["items"]) == 1, timeout=30)
+        node.kubectl("scale", "deployment/web", "--replicas=3")
+        wait_for("three replicas", lambda: len(ready_pods(node)) == 3, timeout=60)
+    else:
+        apply(node, service("unrelated", selector="nothing"))
+        time.sleep(2)
+        node.kubectl("delete", "service", "unrelated")
+    time.sleep(2)
+    sent, failed = load.finish(disruption)
+    assert sent > 100 and failed == 0
+    wait_for("3 endpoints again", lambda: len(endpoint_ips(node)) == 3)
