@@ -237,6 +237,6 @@ async def serve(ws: WebSocket, pod: PodAddress) -> None:
         await session.run()
     finally:
         log.info("port-forward session for pod %s/%s ended", pod.namespace, pod.name)
-        with contextlib.suppress(RuntimeError, OSError):
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
             await ws.close(1000)
 

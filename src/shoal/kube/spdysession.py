@@ -2,8 +2,9 @@
 
 A :class:`ServerSession` runs over any ordered byte transport: ``receive()`` returns the next
 bytes (``b""`` at the end), ``send(data)`` writes them and raises :class:`ConnectionError`
-once the transport is gone.  :meth:`ServerSession.run` reads frames until the transport ends
-and then tears every stream down.  Frames are encoded and sent under one lock, so header
+once the transport is gone (the session's writers then get :class:`StreamClosed`).
+:meth:`ServerSession.run` reads frames until the transport ends and then tears every stream
+down.  Frames are encoded and sent under one lock, so header
 blocks reach the peer in the order the shared zlib stream compressed them.
 
 What the session does, matching Go's spdystream (kubectl's side of ``kubectl port-forward``):
@@ -95,13 +96,11 @@ class Stream:
             self.remote_closed = True
         self._readable.set()
 
-    def _end(self, reset: bool) -> None:
-        self.remote_closed = True
-        if reset:
-            self.was_reset = True
-            self.local_closed = True
-            self._chunks.clear()
-            self._buffered = 0
+    def _reset(self) -> None:
+        """Both halves are over (RST_STREAM either way, refusal, or the session's end)."""
+        self.remote_closed = self.local_closed = self.was_reset = True
+        self._chunks.clear()
+        self._buffered = 0
         self._readable.set()
         self._space.set()
         self._replied.set()  # a writer waiting for the reply now fails with StreamClosed
@@ -127,7 +126,7 @@ class Stream:
     async def reset(self, status: int = spdy.CANCEL) -> None:
         if self.was_reset:
             return
-        self._end(reset=True)
+        self._reset()
         with contextlib.suppress(ConnectionError):
             await self.session.send(spdy.RstStream(self.id, status))
         self.session._maybe_forget(self)
@@ -163,9 +162,9 @@ class ServerSession:
             data = self.codec.encode(frame)
             try:
                 await self._send(data)
-            except ConnectionError:
+            except ConnectionError as exc:
                 self.closed = True
-                raise
+                raise StreamClosed(f"the SPDY connection is closed: {exc}") from exc
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run ``coro`` for as long as the session lives (cancelled when it ends)."""
@@ -195,7 +194,7 @@ class ServerSession:
         finally:
             self.closed = True
             for stream in self.streams.values():
-                stream._end(reset=True)
+                stream._reset()
             self.streams.clear()
             tasks = list(self._tasks)
             for task in tasks:
@@ -216,7 +215,7 @@ class ServerSession:
             case spdy.RstStream():
                 stream = self.streams.pop(frame.stream_id, None)
                 if stream is not None:
-                    stream._end(reset=True)
+                    stream._reset()
             case spdy.HeadersFrame():
                 stream = self.streams.get(frame.stream_id)
                 if stream is not None and frame.flags & spdy.FLAG_FIN:
@@ -244,7 +243,7 @@ class ServerSession:
         if frame.flags & spdy.FLAG_UNIDIRECTIONAL:
             stream.local_closed = True
         if not self.on_stream(stream):
-            stream._end(reset=True)
+            stream._reset()
             await self._send_quietly(spdy.RstStream(frame.stream_id, spdy.CANCEL))
             return
         self.streams[stream.id] = stream
