@@ -47,7 +47,7 @@ import uvicorn
 
 from shoal import components, runner
 from shoal.agent.config import AgentConfig
-from shoal.api import connlimits, serving
+from shoal.api import connlimits, serving, wsprotocol
 from shoal.api.app import ApiServer
 from shoal.api.authn import Authenticator, TokenAuthentication, UnionAuthentication, X509Authentication
 from shoal.api.storage import ObjectStorage
@@ -138,7 +138,7 @@ class Server:
         storage = ObjectStorage(store, box)
         api = ApiServer(storage, registry, authenticator, f"{cfg.bind}:{cfg.port}", data_dir=cfg.data_dir)
         uv_config = uvicorn.Config(api, host=cfg.bind, port=cfg.port, lifespan="off", log_level="warning",
-                                   timeout_graceful_shutdown=2, access_log=False)
+                                   timeout_graceful_shutdown=2, access_log=False, ws=wsprotocol.WebSocketProtocol)
         http = _HttpServer(uv_config, pki.ssl_context(), cfg.connection_limits)
         stop = asyncio.Event()
         with runner.stop_on_signals(stop):

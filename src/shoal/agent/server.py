@@ -1,4 +1,4 @@
-"""The node agent's own HTTPS API (the kubelet's port 10250): container logs and exec.
+"""The node agent's own HTTPS API (the kubelet's port 10250): container logs, exec, port-forward.
 
 Endpoints (the kubelet's paths; the API server proxies ``pods/log`` and ``pods/exec`` here):
 
@@ -10,6 +10,10 @@ Endpoints (the kubelet's paths; the API server proxies ``pods/log`` and ``pods/e
   (1000).  A plain HTTP request that names a usable container is answered 400 "Upgrade
   request required"; otherwise with the same error Status the upgrade would have got, so the
   API server can relay it when kubectl falls back from WebSocket to SPDY.
+* ``/portForward/{namespace}/{pod}/{uid}``: a WebSocket with subprotocol
+  ``SPDY/3.1+portforward.k8s.io`` carrying kubectl's SPDY port-forward session
+  (:mod:`shoal.agent.portforward`), to the pod's sandbox IP.  No running sandbox of that pod
+  on this node: 404; plain HTTP: the same error, else 400 "Upgrade request required".
 * ``GET /healthz``: ``ok``.
 
 Security (Kubernetes' default for apiserver→kubelet)
@@ -50,13 +54,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from shoal.agent import execstream, servertls
+from shoal.agent import execstream, portforward, servertls
 from shoal.agent.runtime.driver import (
     ContainerStatus,
     ExecSession,
     NotFoundError,
     RuntimeDriver,
     RuntimeDriverError,
+    SandboxStatus,
     State,
 )
 from shoal.kube import errors, remotecommand
@@ -104,6 +109,8 @@ class StreamingDriver(Protocol):
     async def exec_stream(self, container_id: str, command: list[str], *, stdin: bool,
                           tty: bool) -> ExecSession: ...
 
+    async def list_sandboxes(self, pod_uid: str | None = None) -> list[SandboxStatus]: ...
+
 
 if TYPE_CHECKING:
     def _every_runtime_driver_streams(driver: RuntimeDriver) -> StreamingDriver:
@@ -148,6 +155,8 @@ class AgentServer:
             Route("/containerLogs/{namespace}/{pod}/{container}", self._logs),
             Route("/exec/{namespace}/{pod}/{container}", self._exec_http, methods=["GET", "POST"]),
             WebSocketRoute("/exec/{namespace}/{pod}/{container}", self._exec_websocket),
+            Route("/portForward/{namespace}/{pod}/{uid}", self._portforward_http, methods=["GET", "POST"]),
+            WebSocketRoute("/portForward/{namespace}/{pod}/{uid}", self._portforward_websocket),
         ])
         self.uvicorn = _Server(uvicorn.Config(
             self, host=bind, port=port, ssl_certfile=str(cert), ssl_keyfile=str(key),
@@ -267,6 +276,32 @@ class AgentServer:
             return
         await ws.accept(subprotocol=protocol)
         await execstream.serve(ws, self.driver, container_id, options, protocol)
+
+
+    async def _pod_address(self, path: dict[str, str]) -> portforward.PodAddress:
+        try:
+            return await portforward.find_pod(self.driver, path["namespace"], path["pod"], path["uid"])
+        except RuntimeDriverError as exc:
+            raise errors.internal(f"listing the sandboxes of pod {path['pod']}: {exc}") from exc
+
+    async def _portforward_http(self, request: Request) -> Response:
+        try:
+            await self._pod_address(request.path_params)
+        except errors.ApiError as exc:
+            return remotecommand.status_response(exc)
+        return remotecommand.status_response(errors.bad_request("Upgrade request required"))
+
+    async def _portforward_websocket(self, ws: WebSocket) -> None:
+        try:
+            pod = await self._pod_address(ws.path_params)
+            if portforward.WEBSOCKET_PROTOCOL not in (ws.scope.get("subprotocols") or []):
+                raise errors.bad_request(f"unable to upgrade: the subprotocol {portforward.WEBSOCKET_PROTOCOL} "
+                                         "was not offered")
+        except errors.ApiError as exc:
+            await remotecommand.deny(ws.scope, ws.receive, ws.send, exc)
+            return
+        await ws.accept(subprotocol=portforward.WEBSOCKET_PROTOCOL)
+        await portforward.serve(ws, pod)
 
 
 async def _limited(lines: AsyncIterator[bytes], limit: int | None) -> AsyncIterator[bytes]:

@@ -18,7 +18,8 @@ and per group-version documents), ``/metrics``, SelfSubjectReviews (:mod:`shoal.
 for ``kubectl auth whoami``), the resource paths handled by :mod:`shoal.api.handlers`, and
 ``pods/log`` and
 ``pods/exec`` (plain HTTP and the exec WebSocket) proxied to node agents by
-:mod:`shoal.api.podproxy`; any other path is a 404 NotFound Status.  A refusal by the
+:mod:`shoal.api.podproxy`, ``pods/portforward`` (its WebSocket tunnel) by
+:mod:`shoal.api.portforward`; any other path is a 404 NotFound Status.  A refusal by the
 authorizer is a 403 Forbidden Status.  Every
 :class:`~shoal.kube.errors.ApiError` becomes a Kubernetes Status; any other exception is
 logged with its traceback and answered as a 500 InternalError Status that names only the
@@ -46,7 +47,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from shoal.api import podproxy, selfsubject
+from shoal.api import podproxy, portforward, selfsubject
 from shoal.api.admission import AdmissionPlugin
 from shoal.api.audit import AuditSink
 from shoal.api.authn import Authenticator
@@ -84,6 +85,7 @@ class ApiServer:
         self.handlers = ResourceHandlers(storage, registry, admission)
         self.pod_proxy = podproxy.PodProxy(
             storage, registry, podproxy.ensure_agent_client_cert(data_dir) if data_dir is not None else None)
+        self.port_forward = portforward.PortForwardProxy(self.pod_proxy)
         self.discovery = Discovery(registry, server_address)
         self.openapi = build_openapi_v3([
             ResourceInfo(k.group, k.version, k.kind, k.plural, k.namespaced, k.subresources)
@@ -103,6 +105,7 @@ class ApiServer:
             Route("/api/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/apis/{path:path}", self.resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/exec", self.pod_proxy.exec_websocket),
+            WebSocketRoute("/api/v1/namespaces/{namespace}/pods/{name}/portforward", self.port_forward.websocket),
         ]
         self.app = RequestPipeline(self._dispatch, authenticator, authorizer or AllowAuthenticated(), audit)
         # Any other path: kube-apiserver's NotFound Status, not Starlette's text 404.
@@ -214,4 +217,6 @@ class ApiServer:
         target = parse_target(self.registry, group, version, rest)
         if target.kind is self.pod_proxy.pods and target.subresource in podproxy.SUBRESOURCES:
             return await self.pod_proxy.handle(request, target)
+        if target.kind is self.pod_proxy.pods and target.subresource == portforward.SUBRESOURCE:
+            return await self.port_forward.handle(request, target.namespace, target.name)
         return await self.handlers.handle(request, target)

@@ -19,6 +19,7 @@ _SUB_KINDS = {
     "scale": ("autoscaling", "v1", "Scale"),
     "binding": ("", "v1", "Binding"),
     "exec": ("", "v1", "PodExecOptions"),
+    "portforward": ("", "v1", "PodPortForwardOptions"),
     "log": ("", "v1", "Pod"),
     "eviction": ("policy", "v1", "Eviction"),
 }
@@ -27,6 +28,7 @@ _SUB_VERBS = {
     "scale": ["get", "patch", "update"],
     "binding": ["create"],
     "exec": ["create", "get"],
+    "portforward": ["create", "get"],
     "log": ["get"],
     "finalize": ["update"],
     "eviction": ["create"],

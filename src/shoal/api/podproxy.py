@@ -196,7 +196,7 @@ class PodProxy:
             raise ValueError(f"the registry has no core/v1 {plural}")
         return kind
 
-    def _context(self) -> ssl.SSLContext:
+    def context(self) -> ssl.SSLContext:
         if self.ssl_context is None:
             raise errors.service_unavailable("the API server has no client certificate for node agents")
         return self.ssl_context
@@ -224,17 +224,17 @@ class PodProxy:
             raise errors.method_not_allowed(f"{request.method} is not supported on pods/exec")
         options = remotecommand.parse_exec_options(request.query_params)
         agent = await self.locate(target.namespace, target.name, options.container, for_exec=True)
-        async with self._client(read_timeout=CONNECT_TIMEOUT) as client:
-            answer = await self._send(client, request.method, agent.url("https", "exec", options.to_query()))
+        async with self.client(read_timeout=CONNECT_TIMEOUT) as client:
+            answer = await self.send(client, request.method, agent.url("https", "exec", options.to_query()))
             return Response(answer.content, status_code=answer.status_code,
                             media_type=answer.headers.get("content-type", JSON))
 
     async def log(self, request: Request, namespace: str, name: str) -> Response:
         options = remotecommand.parse_log_options(request.query_params, name)
         agent = await self.locate(namespace, name, options.container, for_exec=False)
-        client = self._client(read_timeout=None)
+        client = self.client(read_timeout=None)
         try:
-            upstream = await self._send(client, "GET", agent.url("https", "containerLogs", options.to_query()),
+            upstream = await self.send(client, "GET", agent.url("https", "containerLogs", options.to_query()),
                                         stream=True)
         except BaseException:
             await client.aclose()
@@ -258,12 +258,12 @@ class PodProxy:
 
         return StreamingResponse(relay(), media_type="text/plain")
 
-    def _client(self, read_timeout: float | None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(verify=self._context(), trust_env=False,
+    def client(self, read_timeout: float | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(verify=self.context(), trust_env=False,
                                  timeout=httpx.Timeout(CONNECT_TIMEOUT, read=read_timeout))
 
     @staticmethod
-    async def _send(client: httpx.AsyncClient, method: str, url: str, *, stream: bool = False) -> httpx.Response:
+    async def send(client: httpx.AsyncClient, method: str, url: str, *, stream: bool = False) -> httpx.Response:
         try:
             return await client.send(client.build_request(method, url), stream=stream)
         except httpx.HTTPError as exc:
@@ -285,7 +285,7 @@ class PodProxy:
             return
         try:
             await ws.accept(subprotocol=agent.subprotocol)
-            await _relay(ws, agent)
+            await relay_websockets(ws, agent, "exec")
         finally:
             await agent.close()
 
@@ -299,7 +299,7 @@ class PodProxy:
                                    for_exec=True)
         url = target.url("wss", "exec", options.to_query())
         try:
-            return await connect(url, ssl=self._context(), subprotocols=[Subprotocol(protocol)],
+            return await connect(url, ssl=self.context(), subprotocols=[Subprotocol(protocol)],
                                  compression=None, proxy=None, open_timeout=CONNECT_TIMEOUT, max_size=None)
         except InvalidStatus:
             raise
@@ -307,10 +307,10 @@ class PodProxy:
             raise errors.internal(f"error dialing backend: {exc!r}") from exc
 
 
-async def _relay(ws: WebSocket, agent: ClientConnection) -> None:
-    """Copy messages both ways until one side closes; then close the other."""
-    upstream = asyncio.create_task(_client_to_agent(ws, agent), name="exec-to-agent")
-    downstream = asyncio.create_task(_agent_to_client(ws, agent), name="exec-to-client")
+async def relay_websockets(ws: WebSocket, agent: ClientConnection, what: str) -> None:
+    """Copy messages both ways until one side closes; then close the other (exec, port-forward)."""
+    upstream = asyncio.create_task(_client_to_agent(ws, agent), name=f"{what}-to-agent")
+    downstream = asyncio.create_task(_agent_to_client(ws, agent, what), name=f"{what}-to-client")
     done: set[asyncio.Task[None]] = set()
     try:
         done, _ = await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
@@ -324,7 +324,7 @@ async def _relay(ws: WebSocket, agent: ClientConnection) -> None:
             # The first to finish was checked above; a late failure of the other is logged.
             if task not in done and isinstance(result, Exception) and not isinstance(
                     result, WebSocketDisconnect | ConnectionClosed):
-                log.warning("exec relay: %s", result, exc_info=result)
+                log.warning("%s relay: %s", what, result, exc_info=result)
 
 
 async def _client_to_agent(ws: WebSocket, agent: ClientConnection) -> None:
@@ -339,7 +339,7 @@ async def _client_to_agent(ws: WebSocket, agent: ClientConnection) -> None:
             return  # the agent is done; _agent_to_client passes its close on
 
 
-async def _agent_to_client(ws: WebSocket, agent: ClientConnection) -> None:
+async def _agent_to_client(ws: WebSocket, agent: ClientConnection, what: str) -> None:
     try:
         async for message in agent:
             if isinstance(message, bytes):
@@ -347,7 +347,7 @@ async def _agent_to_client(ws: WebSocket, agent: ClientConnection) -> None:
             else:
                 await ws.send_text(message)
     except ConnectionClosed as exc:
-        log.warning("node agent closed an exec stream abnormally: %s", exc)
+        log.warning("node agent closed a %s stream abnormally: %s", what, exc)
         await _close_client(ws, 1011, "node agent connection lost")
         return
     except WebSocketDisconnect:

@@ -14,4 +14,6 @@ import it.  One behaviour per concept:
 * :mod:`~shoal.kube.files`: atomic file writes.
 * :mod:`~shoal.kube.remotecommand`: the ``pods/log`` / ``pods/exec`` wire format shared by the
   API server and the node agent.
+* :mod:`~shoal.kube.spdy`, :mod:`~shoal.kube.spdysession`: SPDY/3.1 framing and the server
+  side of a SPDY session (``kubectl port-forward``).
 """

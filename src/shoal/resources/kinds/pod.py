@@ -271,7 +271,7 @@ def fields(pod: Obj) -> dict[str, str]:
 
 POD = ResourceKind(
     group="", version="v1", kind="Pod", plural="pods", singular="pod", namespaced=True,
-    short_names=("po",), categories=("all",), subresources=("status", "log", "binding", "exec"),
+    short_names=("po",), categories=("all",), subresources=("status", "log", "binding", "exec", "portforward"),
     columns=(
         printing.NAME_COLUMN,
         Column("Ready", description="The aggregate readiness state of this pod for accepting traffic."),
