@@ -66,9 +66,8 @@ def test_address_is_added_once_and_sockets_bind_in_the_netns(netns: str) -> None
         again.udp.close()
         again.tcp.close()
         assert not again.added_address, "already there: nothing added, nothing to remove later"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            with pytest.raises(OSError):
-                probe.bind((CLUSTER_DNS_IP, 0))  # the host has no such address: it stayed in the netns
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, pytest.raises(OSError):
+            probe.bind((CLUSTER_DNS_IP, 0))  # the host has no such address: it stayed in the netns
     finally:
         dns_netns.remove_address(CLUSTER_DNS_IP, netns)
         dns_netns.remove_address(CLUSTER_DNS_IP, netns)  # twice: gone already is fine
