@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shoal.agent.runtime import driver as rt
 from shoal.kube.files import atomic_write
@@ -79,16 +80,18 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in items if item))
 
 
-def _merge_options(base: Iterable[str], extra: Iterable[Obj]) -> tuple[str, ...]:
+def _merge_options(base: Iterable[str], extra: Iterable[Any]) -> tuple[str, ...]:
     merged: dict[str, str] = {}
     for option in base:
         name, sep, value = option.partition(":")
         merged[name] = f"{name}:{value}" if sep else name
     for option in extra:
+        if not isinstance(option, dict):
+            continue
         name = str(option.get("name") or "")
         if name:
-            value = option.get("value")
-            merged[name] = f"{name}:{value}" if value is not None else name
+            given = option.get("value")
+            merged[name] = f"{name}:{given}" if given is not None else name
     return tuple(merged.values())
 
 

@@ -30,7 +30,8 @@ NODE = "nameserver 192.0.2.53\nnameserver 192.0.2.54\nsearch corp.example lab.ex
 
 
 def test_parse_host() -> None:
-    assert HOST == Resolver(("192.0.2.53", "192.0.2.54"), ("corp.example", "lab.example"), ("edns0", "timeout:2"))
+    expected = Resolver(("192.0.2.53", "192.0.2.54"), ("corp.example", "lab.example"), ("edns0", "timeout:2"))
+    assert expected == HOST
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
@@ -50,9 +51,9 @@ def test_policies(spec: Obj, expected: str) -> None:
 
 
 def test_dns_config_is_merged() -> None:
-    spec = {"dnsConfig": {"nameservers": ["10.43.0.10", "192.0.2.99"], "searches": ["extra.example", "svc.cluster.local"],
-                          "options": [{"name": "ndots", "value": "2"}, {"name": "single-request-reopen"}]}}
-    assert conf(pod(**spec)) == (
+    config: Obj = {"nameservers": ["10.43.0.10", "192.0.2.99"], "searches": ["extra.example", "svc.cluster.local"],
+                   "options": [{"name": "ndots", "value": "2"}, {"name": "single-request-reopen"}]}
+    assert conf(pod(dnsConfig=config)) == (
         "nameserver 10.43.0.10\nnameserver 192.0.2.99\n"
         "search team.svc.cluster.local svc.cluster.local cluster.local corp.example lab.example extra.example\n"
         "options ndots:2 single-request-reopen\n")
