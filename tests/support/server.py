@@ -26,7 +26,7 @@ import yaml
 from shoal.client.rest import ApiClient
 
 #: Every component off but the API: for tests that drive the API themselves.
-QUIET = "agent,proxy,controllers,scheduler"
+QUIET = "agent,dns,proxy,controllers,scheduler"
 
 
 @contextlib.asynccontextmanager
@@ -50,7 +50,7 @@ class ShoalProcess:
     data_dir: Path
     datastore: str = "sqlite"
     #: Components not to run; the node agent is off unless a test asks for real containers.
-    disable: str = "agent"
+    disable: str = "agent,dns"
     extra_args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None

@@ -41,29 +41,15 @@ from shoal.kube.objects import Obj
 from shoal.proxy import dns_netns
 from shoal.proxy.dns_records import SERVICE_NAME_LABEL, ClusterRecords
 from shoal.proxy.dns_server import DnsServer, Upstream
+from shoal.proxy.dns_service import CLUSTER_DNS_IP, SERVED_BY_LABEL, kube_dns_service
 
 __all__ = ["BIND_RETRY", "CLUSTER_DNS_IP", "SERVED_BY_LABEL", "ClusterDns", "DnsConfig", "InformerCaches",
            "kube_dns_service", "node_upstreams", "parse_listen"]
 
 log = logging.getLogger(__name__)
 
-CLUSTER_DNS_IP = "10.43.0.10"
-SERVED_BY_LABEL = "shoal.dev/served-by"
 #: Seconds between two attempts to bind the listen address.
 BIND_RETRY = 5.0
-
-
-def kube_dns_service() -> Obj:
-    """The ``kube-system/kube-dns`` Service every cluster has (served by each node's DNS)."""
-    return {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS",
-                                SERVED_BY_LABEL: "node-dns"}},
-        "spec": {"type": "ClusterIP", "clusterIP": CLUSTER_DNS_IP, "clusterIPs": [CLUSTER_DNS_IP],
-                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
-    }
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
