@@ -40,9 +40,8 @@ from shoal.runner import Component, FunctionComponent
 if TYPE_CHECKING:
     from shoal.agent.config import AgentConfig
 
-__all__ = ["HEAP_SETTLE_SECONDS", "SCHEDULER_LEASE", "Connect", "controllers", "freeze_heap",
-           "kubeconfig_client", "node_agent", "node_components", "scheduler",
-           "service_proxy"]
+__all__ = ["HEAP_SETTLE_SECONDS", "SCHEDULER_LEASE", "Connect", "cluster_dns", "controllers", "freeze_heap",
+           "kubeconfig_client", "node_agent", "node_components", "scheduler", "service_proxy"]
 
 #: Builds the API client of one component (each component has its own).
 Connect = Callable[[], ApiClient]
@@ -129,7 +128,21 @@ def service_proxy(config: AgentConfig, connect: Connect) -> Component:
     return FunctionComponent("proxy", run)
 
 
+def cluster_dns(config: AgentConfig, connect: Connect) -> Component:
+    """The node's cluster DNS (:mod:`shoal.proxy.dns`) on ``config.dns_listen``."""
+    async def run(stop: asyncio.Event) -> None:
+        from shoal.proxy.dns import ClusterDns, DnsConfig
+
+        listen = config.dns_listen or f"{config.cluster_dns[0] if config.cluster_dns else '10.43.0.10'}:53"
+        dns_config = DnsConfig(listen=listen, domain=config.cluster_domain, resolv_conf=config.resolv_conf,
+                               cluster_dns=config.cluster_dns, netns=config.netns)
+        async with _client(connect) as client:
+            await ClusterDns(client, dns_config).run(stop)
+
+    return FunctionComponent("dns", run)
+
+
 def node_components(config: AgentConfig, connect: Connect) -> list[Component]:
-    """What every node runs, in ``shoal agent`` and in ``shoal server``: the node agent and the
-    service proxy."""
-    return [node_agent(config, connect), service_proxy(config, connect)]
+    """What every node runs, in ``shoal agent`` and in ``shoal server``: the node agent, the
+    service proxy and cluster DNS."""
+    return [node_agent(config, connect), service_proxy(config, connect), cluster_dns(config, connect)]

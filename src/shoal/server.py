@@ -8,7 +8,9 @@ Start-up order, each step gated on the one before (STYLE.md §5, the k3s orderin
    user and groups), secret encryption key;
 3. the HTTPS API server (uvicorn) on ``bind:port``; the kinds' registry, discovery, OpenAPI;
    authentication by client certificate first, then bearer token (:mod:`shoal.api.authn`);
-4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease);
+4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease; the
+   Services ``default/kubernetes`` on 10.43.0.1:443 with an EndpointSlice to this server, and
+   ``kube-system/kube-dns`` on 10.43.0.10, served by every node's DNS, :mod:`shoal.proxy.dns`);
 5. ``DIR/kubeconfig.yaml`` with the admin credentials (client certificate and token), then
    ``/readyz`` turns 200;
 6. the components, through the component runner (:mod:`shoal.runner`): ``api`` (a watch on
@@ -42,6 +44,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -55,6 +58,7 @@ from shoal.api.writes import WriteContext
 from shoal.client.rest import ApiClient
 from shoal.controllers.system_namespaces import SYSTEM_NAMESPACES
 from shoal.kube import errors
+from shoal.proxy.dns_service import kube_dns_service
 from shoal.resources.kinds import build_registry
 from shoal.security.encryption import SecretBox
 from shoal.security.kubeconfig import write_kubeconfig
@@ -69,7 +73,7 @@ log = logging.getLogger(__name__)
 
 #: The namespaces made at start (the system-namespaces controller keeps them there).
 BOOTSTRAP_NAMESPACES = SYSTEM_NAMESPACES
-COMPONENTS = frozenset({"agent", "proxy", "controllers", "scheduler"})
+COMPONENTS = frozenset({"agent", "dns", "proxy", "controllers", "scheduler"})
 #: ``<data_dir>/tls/<ADMIN_CERT>.crt`` and ``.key``: the admin's client certificate (k3s' name).
 ADMIN_CERT = "client-admin"
 
@@ -206,6 +210,41 @@ class Server:
             except errors.ApiError as exc:
                 if exc.reason != "AlreadyExists":
                     raise
+        for group, plural, obj in bootstrap_services(self.config):
+            kind = api.registry.lookup(group, "v1", plural)
+            assert kind is not None
+            meta = obj["metadata"]
+            try:
+                await api.storage.get(kind, meta["namespace"], meta["name"])
+                continue
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
+            try:
+                await api.handlers.writer.create(kind, meta["namespace"], obj, ctx)
+            except errors.ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+
+
+def bootstrap_services(cfg: ServerConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(group, plural, object) of the Services every cluster has, made at start when missing:
+    ``default/kubernetes`` (10.43.0.1:443, no selector, its EndpointSlice naming this server)
+    and the cluster DNS's ``kube-system/kube-dns``."""
+    host = "127.0.0.1" if cfg.bind in ("0.0.0.0", "::") else cfg.bind
+    kubernetes = {"apiVersion": "v1", "kind": "Service",
+                  "metadata": {"name": "kubernetes", "namespace": "default",
+                               "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                  "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.1",
+                           "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}]}}
+    endpoints = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                 "metadata": {"name": "kubernetes", "namespace": "default",
+                              "labels": {"kubernetes.io/service-name": "kubernetes",
+                                         "endpointslice.kubernetes.io/managed-by": "shoal-apiserver"}},
+                 "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+                 "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}
+    return [("", "services", kubernetes), ("discovery.k8s.io", "endpointslices", endpoints),
+            ("", "services", kube_dns_service())]
 
 
 class HttpServerExitedError(RuntimeError):

@@ -26,7 +26,7 @@ import yaml
 from shoal.client.rest import ApiClient
 
 #: Every component off but the API: for tests that drive the API themselves.
-QUIET = "agent,proxy,controllers,scheduler"
+QUIET = "agent,dns,proxy,controllers,scheduler"
 
 
 @contextlib.asynccontextmanager
@@ -49,9 +49,9 @@ def free_port() -> int:
 class ShoalProcess:
     data_dir: Path
     datastore: str = "sqlite"
-    #: Components not to run; the node agent and the service proxy are off unless a test asks
-    #: for real containers or Services.
-    disable: str = "agent,proxy"
+    #: Components not to run; the node agent, the service proxy and cluster DNS are off unless a
+    #: test asks for real containers or Services.
+    disable: str = "agent,proxy,dns"
     extra_args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None

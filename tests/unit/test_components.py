@@ -35,7 +35,7 @@ def test_the_catalogue_names_what_disable_accepts(tmp_path: Path) -> None:
 
     connect = components.kubeconfig_client(tmp_path / "kubeconfig.yaml")
     node = components.node_components(AgentConfig(node_name="n1", data_dir=tmp_path), connect)
-    assert [c.name for c in node] == ["agent", "proxy"]  # what every node runs, in shoal agent and shoal server
+    assert [c.name for c in node] == ["agent", "proxy", "dns"]  # what every node runs (shoal agent, shoal server)
     catalogue = [components.controllers(connect, "10.42.0.0/16"), components.scheduler(connect), *node]
     assert {c.name for c in catalogue} <= COMPONENTS
 

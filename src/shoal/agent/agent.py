@@ -42,6 +42,7 @@ from shoal.agent.lookup import make_pod_lookup
 from shoal.agent.node import NodeManager
 from shoal.agent.podworker import PodWorkers
 from shoal.agent.probes import ProbeManager
+from shoal.agent.resolvconf import PodDns
 from shoal.agent.runtime.driver import RuntimeDriver, RuntimeDriverError
 from shoal.agent.server import AgentServer
 from shoal.agent.sync import PodSyncer
@@ -102,7 +103,10 @@ class NodeAgent:
         backoff_initial, backoff_max = config.backoff_initial, config.backoff_max
         starter = ct.ContainerStarter(driver, self.clock, self._record, node_ip=node_ip,
                                       image_backoff=Backoff(backoff_initial, backoff_max, self.clock),
-                                      allocatable=lambda: self.node.allocatable)
+                                      allocatable=lambda: self.node.allocatable,
+                                      dns=PodDns(self.volumes.root, cluster_dns=config.cluster_dns,
+                                                 cluster_domain=config.cluster_domain,
+                                                 node_resolv_conf=config.resolv_conf))
         self.syncer = PodSyncer(client=client, driver=driver, clock=self.clock, probes=self.probes,
                                 volumes=self.volumes, starter=starter, record=self._record, lookup=self.pod,
                                 node_ip=node_ip, crash_backoff=Backoff(backoff_initial, backoff_max, self.clock),

@@ -83,6 +83,14 @@ class AgentConfig:
     resync_interval: float = 30.0
     #: The cluster CA (PEM): with it the agent serves its kubelet API to CA-signed clients.
     ca_pem: bytes | None = None
+    #: Pods' DNS (kubelet's --cluster-dns / --cluster-domain): the nameservers of cluster-first
+    #: pods, and the domain of their search path; ``cluster_dns`` empty: pods get the node's.
+    cluster_dns: tuple[str, ...] = ("10.43.0.10",)
+    cluster_domain: str = "cluster.local"
+    #: The node's resolver configuration (dnsPolicy Default, and cluster DNS's upstreams).
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    #: ``HOST:PORT`` the node's cluster DNS serves on; ``None``: the first ``cluster_dns``, port 53.
+    dns_listen: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", types.MappingProxyType(dict(self.labels)))
@@ -93,6 +101,8 @@ class AgentConfig:
                                               f"(expected one of {', '.join(DRIVER_KINDS)})")
         if not 0 <= self.kubelet_port <= 65535:
             raise AgentConfigError("kubelet_port", f"{self.kubelet_port} is not a port (0-65535)")
+        if not self.cluster_domain.strip("."):
+            raise AgentConfigError("cluster_domain", "must not be empty")
         if self.warm_sandboxes < 0:
             raise AgentConfigError("warm_sandboxes", f"{self.warm_sandboxes} is negative")
         for name in ("lease_duration", "status_interval", "backoff_initial", "backoff_max",

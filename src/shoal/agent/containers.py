@@ -9,7 +9,8 @@ was changed) is restarted.
 
 :meth:`ContainerStarter.start` performs kubelet's ``startContainer`` steps for one attempt:
 image (per ``imagePullPolicy``, with its own backoff and the events Pulling / Pulled /
-Failed / BackOff), environment and mounts, ``create_container`` (event Created), and
+Failed / BackOff), environment (with the Service variables) and mounts (with the pod's
+resolv.conf on /etc/resolv.conf, :mod:`shoal.agent.resolvconf`), ``create_container`` (event Created), and
 ``start_container`` (event Started).  It returns ``None`` on success, else the
 :class:`~shoal.agent.status.Waiting` reason to report (``ErrImagePull``, ``ImagePullBackOff``,
 ``ErrImageNeverPull``, ``CreateContainerConfigError``, ``CreateContainerError``,
@@ -29,6 +30,7 @@ import orjson
 
 from shoal.agent import envs
 from shoal.agent.backoff import Backoff
+from shoal.agent.resolvconf import PodDns
 from shoal.agent.runtime import driver as rt
 from shoal.agent.status import Waiting
 from shoal.agent.volumes import HostVolume
@@ -125,8 +127,11 @@ def security_of(pod: Obj, container: Obj) -> rt.Security:
 
 class ContainerStarter:
     def __init__(self, driver: rt.RuntimeDriver, clock: Clock, record: Recorder, *, node_ip: str,
-                 image_backoff: Backoff, allocatable: Callable[[], dict[str, str]]) -> None:
+                 image_backoff: Backoff, allocatable: Callable[[], dict[str, str]],
+                 dns: PodDns | None = None) -> None:
         self.driver = driver
+        #: Writes each pod's resolv.conf, mounted on every container's /etc/resolv.conf.
+        self.dns = dns
         self.clock = clock
         self.record = record
         self.node_ip = node_ip
@@ -145,7 +150,8 @@ class ContainerStarter:
             env = await envs.resolve_env(pod, container, sources, node_ip=self.node_ip, pod_ip=sandbox.ip,
                                          allocatable=self.allocatable())
             mounts = self._mounts(container, volumes)
-        except envs.EnvError as exc:
+            resolv = self.dns.mount(pod, container) if self.dns is not None else None
+        except (envs.EnvError, OSError) as exc:
             await self.record(pod, name, "Warning", "Failed", f"Error: {exc}")
             return Waiting("CreateContainerConfigError", str(exc))
         command, args = envs.expand_command(container, env)
@@ -155,7 +161,8 @@ class ContainerStarter:
                   LABEL_ATTEMPT: str(attempt), LABEL_HASH: container_hash(container), LABEL_KIND: kind}
         try:
             spec = rt.ContainerSpec(name=name, image=str(container.get("image")), command=command, args=args,
-                                    env=env, working_dir=str(container.get("workingDir") or ""), mounts=mounts,
+                                    env=env, working_dir=str(container.get("workingDir") or ""),
+                                    mounts=mounts if resolv is None else (*mounts, resolv),
                                     resources=resources_of(container), security=security_of(pod, container),
                                     labels=labels, stdin=bool(container.get("stdin")),
                                     tty=bool(container.get("tty")))

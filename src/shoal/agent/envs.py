@@ -12,6 +12,16 @@ Expansion follows Kubernetes (``third_party/forked/golang/expansion``): ``$(NAME
 value when ``NAME`` is defined and stays literally as ``$(NAME)`` when not; ``$$`` is an escaped
 ``$``; an unterminated ``$(`` is kept as is.
 
+Service variables (kubelet's ``getServiceEnvVarMap``): for every Service of the pod's namespace
+with a ClusterIP (not headless, not ExternalName) when ``spec.enableServiceLinks`` is not false,
+and always for the ``kubernetes`` Service of ``default`` (the "master" service; a Service named
+``kubernetes`` in the pod's own namespace takes its place), :func:`service_env` gives
+``NAME_SERVICE_HOST``, ``NAME_SERVICE_PORT`` (the first port), ``NAME_SERVICE_PORT_<PORTNAME>``
+per named port and the docker-link ones ``NAME_PORT=tcp://ip:port``, ``NAME_PORT_<port>_<PROTO>``
+with ``_PROTO``, ``_PORT`` and ``_ADDR`` (``NAME`` upper-cased, dashes to underscores).  They
+come first: an explicit ``env`` or ``envFrom`` variable of the same name wins, and ``$(NAME)``
+in ``env`` values and in the command line can refer to them.
+
 A reference that cannot be satisfied raises :class:`EnvError` with Kubernetes' message
 (``configmap "cfg" not found``, ``couldn't find key k in Secret ns/s``); the agent reports it as
 the container's waiting reason ``CreateContainerConfigError``.  ``optional: true`` references
@@ -21,6 +31,7 @@ that are missing are skipped silently, as in Kubernetes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 
@@ -30,29 +41,56 @@ from shoal.client.rest import ApiClient
 from shoal.kube.objects import Obj
 from shoal.kube.quantity import parse_quantity
 
-__all__ = ["EnvError", "SourceCache", "expand", "expand_command", "field_value", "resolve_env"]
+__all__ = ["MASTER_SERVICES", "EnvError", "SourceCache", "expand", "expand_command", "field_value", "resolve_env",
+           "service_env"]
+
+#: Services of ``default`` whose variables every pod gets (kubelet's ``masterServices``).
+MASTER_SERVICES = ("kubernetes",)
 
 class EnvError(Exception):
     """A container's configuration refers to something that does not exist."""
 
 
 class SourceCache:
-    """ConfigMaps and Secrets of one namespace, each read from the API at most once.
+    """ConfigMaps and Secrets of one namespace, each read from the API at most once, and the
+    Services a pod's environment names (listed once, when a container first needs them).
 
     Make a new one per pod sync so that changes are picked up by the next sync.  ``objects``
-    preloads ConfigMaps/Secrets (by their ``kind``); with ``client=None`` nothing else exists
-    (a static source, for nodes without an API connection and for tests)."""
+    preloads ConfigMaps/Secrets/Services (by their ``kind``; Services of any namespace); with
+    ``client=None`` nothing else exists (a static source, for nodes without an API connection
+    and for tests)."""
 
     def __init__(self, client: ApiClient | None, namespace: str, *, objects: Iterable[Obj] = ()) -> None:
         self.client = client
         self.namespace = namespace
         self._cache: dict[tuple[str, str], Obj | None] = {}
+        self._services: list[Obj] | None = None
         plurals = {"ConfigMap": resources.CONFIGMAPS.plural, "Secret": resources.SECRETS.plural}
         for obj in objects:
+            if obj.get("kind") == "Service":
+                self._services = [*(self._services or []), obj]
+                continue
             plural = plurals.get(str(obj.get("kind")))
             if plural is None:
-                raise ValueError(f"SourceCache holds ConfigMaps and Secrets, not {obj.get('kind')!r}")
+                raise ValueError(f"SourceCache holds ConfigMaps, Secrets and Services, not {obj.get('kind')!r}")
             self._cache[(plural, str((obj.get("metadata") or {}).get("name")))] = obj
+
+    async def services(self, *, same_namespace: bool) -> list[Obj]:
+        """The Services of this namespace (when ``same_namespace``) and the master Services of
+        ``default``."""
+        if self._services is None:
+            found: list[Obj] = []
+            if self.client is not None:
+                if same_namespace:
+                    found += (await self.client.list(resources.SERVICES, self.namespace)).get("items") or []
+                if self.namespace != "default" or not same_namespace:
+                    for name in MASTER_SERVICES:
+                        with contextlib.suppress(NotFoundError):
+                            found.append(await self.client.get(resources.SERVICES, name, "default"))
+            if not same_namespace:
+                return found  # not cached: a later caller may want the namespace's too
+            self._services = found
+        return self._services
 
     async def _get(self, ref: resources.ResourceRef, name: str) -> Obj | None:
         key = (ref.plural, name)
@@ -189,10 +227,58 @@ async def _key_ref(sources: SourceCache, kind: str, ref: Obj) -> str | None:
     return data[key].decode("utf-8", errors="replace")
 
 
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_env(services: Iterable[Obj], namespace: str, *, enable_service_links: bool = True) -> dict[str, str]:
+    """The Service variables of a pod in ``namespace`` (kubelet's ``getServiceEnvVarMap`` and
+    ``envvars.FromServices``); ``services`` may hold Services of any namespace."""
+    chosen: dict[str, Obj] = {}
+    for svc in services:
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+            continue
+        name = str(meta.get("name"))
+        if meta.get("namespace") == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif meta.get("namespace") == namespace and enable_service_links:
+            chosen[name] = svc
+    env: dict[str, str] = {}
+    for name in sorted(chosen):
+        spec = chosen[name]["spec"]
+        ip, ports = str(spec["clusterIP"]), spec["ports"]
+        prefix = _env_name(name)
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+        for port in ports:
+            if port.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(str(port['name']))}"] = str(port.get("port"))
+        host = f"[{ip}]" if ":" in ip else ip
+        for index, port in enumerate(ports):
+            protocol = str(port.get("protocol") or "TCP")
+            url = f"{protocol.lower()}://{host}:{port.get('port')}"
+            if index == 0:
+                env[f"{prefix}_PORT"] = url
+            port_prefix = f"{prefix}_PORT_{port.get('port')}_{protocol.upper()}"
+            env[port_prefix] = url
+            env[f"{port_prefix}_PROTO"] = protocol.lower()
+            env[f"{port_prefix}_PORT"] = str(port.get("port"))
+            env[f"{port_prefix}_ADDR"] = ip
+    return env
+
+
 async def resolve_env(pod: Obj, container: Obj, sources: SourceCache, *, node_ip: str, pod_ip: str,
                       allocatable: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of ``container`` (see the module docstring); raises :class:`EnvError`."""
+    links = (pod.get("spec") or {}).get("enableServiceLinks") is not False
+    services = service_env(await sources.services(same_namespace=links), sources.namespace,
+                           enable_service_links=links)
     env: dict[str, str] = {}
+
+    def lookup(name: str) -> str | None:
+        return env[name] if name in env else services.get(name)
+
     for source in container.get("envFrom") or []:
         prefix = str(source.get("prefix") or "")
         for kind, field in (("configmap", "configMapRef"), ("secret", "secretRef")):
@@ -213,7 +299,7 @@ async def resolve_env(pod: Obj, container: Obj, sources: SourceCache, *, node_ip
             continue
         source = var.get("valueFrom")
         if not isinstance(source, dict):
-            env[name] = expand(str(var.get("value") or ""), env.get)
+            env[name] = expand(str(var.get("value") or ""), lookup)
             continue
         value: str | None
         if isinstance(source.get("configMapKeyRef"), dict):
@@ -229,4 +315,4 @@ async def resolve_env(pod: Obj, container: Obj, sources: SourceCache, *, node_ip
             raise EnvError(f"env {name}: unsupported valueFrom {sorted(source)}")
         if value is not None:
             env[name] = value
-    return env
+    return {**services, **env}

@@ -176,13 +176,13 @@ class PodSyncer:
         ports = tuple(rt.PortMapping(int(p.get("containerPort", 0)), str(p.get("protocol") or "TCP"),
                                      int(p.get("hostPort") or 0), str(p.get("hostIP") or ""))
                       for c in spec.get("containers") or [] for p in c.get("ports") or [] if p.get("hostPort"))
-        dns = spec.get("dnsConfig") or {}
         labels = {ct.LABEL_POD_UID: str(meta.get("uid")), ct.LABEL_POD_NAME: str(meta.get("name")),
                   ct.LABEL_POD_NAMESPACE: str(meta.get("namespace"))}
         sandbox_spec = rt.SandboxSpec(
             pod_uid=str(meta.get("uid")), namespace=str(meta.get("namespace")), name=str(meta.get("name")),
-            hostname=str(spec.get("hostname") or meta.get("name"))[:63], labels=labels, ports=ports,
-            dns_servers=tuple(dns.get("nameservers") or ()), dns_searches=tuple(dns.get("searches") or ()))
+            hostname=str(spec.get("hostname") or meta.get("name"))[:63], labels=labels, ports=ports)
+        # No DNS options on the sandbox: each container gets the pod's resolv.conf as a bind
+        # mount (shoal.agent.resolvconf), so warm sandboxes serve pods of any namespace.
         try:
             return await self.driver.create_sandbox(sandbox_spec)
         except rt.RuntimeDriverError as exc:

@@ -3,7 +3,7 @@
 ``shoal server`` runs the all-in-one control plane (see :mod:`shoal.server`).  Its flags are
 a contract other tools and tests rely on:
 ``--data-dir DIR --bind ADDR --port N --datastore sqlite|etcd://HOST:PORT[,HOST:PORT]
---disable agent,proxy,controllers,scheduler``.  ``shoal agent --server URL --token T`` runs a
+--disable agent,dns,proxy,controllers,scheduler``.  ``shoal agent --server URL --token T`` runs a
 node's components (:func:`shoal.components.node_components`) through the same component runner
 (:mod:`shoal.runner`) until SIGINT/SIGTERM.
 """
@@ -41,7 +41,7 @@ def server(
     port: Annotated[int, typer.Option(help="HTTPS API port.")] = 6443,
     datastore: Annotated[str, typer.Option(help="sqlite, or etcd://HOST:PORT[,HOST:PORT...]")] = "sqlite",
     disable: Annotated[str, typer.Option(help="Comma-separated components not to run: "
-                                              "agent,proxy,controllers,scheduler")] = "",
+                                              "agent,dns,proxy,controllers,scheduler")] = "",
     compact_interval: Annotated[float, typer.Option(
         help="Seconds of history kept for watches and paginated lists before compaction.")] = 300.0,
     node_name: Annotated[str, typer.Option(help="This machine's node name (default: host name).")] = "",
