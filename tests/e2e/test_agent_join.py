@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def joined(tmp_path: Path) -> Iterator[tuple[ShoalProcess, str]]:
     node = f"join-{uuid.uuid4().hex[:6]}"
-    with ShoalProcess(tmp_path / "data", disable="agent") as server:  # control plane only
+    with ShoalProcess(tmp_path / "data", disable="agent,proxy,dns") as server:  # control plane only
         log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115 - closed below
         agent = subprocess.Popen(
             [*server.shoal_command(), "agent", "--server", server.url, "--token", server.token,

@@ -41,7 +41,7 @@ def podman(*args: str) -> str:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     base: Path = tmp_path_factory.mktemp("containers")
     node = f"e2e-{uuid.uuid4().hex[:6]}"
-    server = ShoalProcess(base / "data", disable="", extra_args=(
+    server = ShoalProcess(base / "data", disable="proxy,dns", extra_args=(
         "--node-name", node, "--cluster-cidr", "10.97.0.0/16", "--kubelet-port", "0"))
     subprocess.run([*server.shoal_command(), "demo-image"], check=True, capture_output=True, timeout=120)
     server.start()

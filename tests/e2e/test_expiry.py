@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def compacting(tmp_path: Path) -> Iterator[ShoalProcess]:
-    server = ShoalProcess(tmp_path / "data", disable="controllers,agent,scheduler",
+    server = ShoalProcess(tmp_path / "data", disable="controllers,agent,scheduler,proxy,dns",
                           extra_args=("--compact-interval", "0.5"))
     server.start()
     try:

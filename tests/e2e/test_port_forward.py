@@ -34,7 +34,7 @@ BIG = 1024 * 1024 + 12345  # a little over 1 MiB: many SPDY frames, not a round 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     base = tmp_path_factory.mktemp("portfwd")
-    with ShoalProcess(base / "data", disable="proxy", extra_args=("--runtime", "process", "--kubelet-port", "0",
+    with ShoalProcess(base / "data", disable="proxy,dns", extra_args=("--runtime", "process", "--kubelet-port", "0",
                                                                   "--node-name", "pf-node")) as server:
         try:
             deadline = time.monotonic() + 60

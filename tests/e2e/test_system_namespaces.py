@@ -28,7 +28,7 @@ SYSTEM = ("default", "kube-system", "kube-public", "kube-node-lease")
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
     base: Path = tmp_path_factory.mktemp("system-namespaces")
-    with ShoalProcess(base / "data", disable="proxy",
+    with ShoalProcess(base / "data", disable="proxy,dns",
                       extra_args=("--runtime", "process", "--node-name", NODE, "--kubelet-port", "0")) as server:
         yield server
 

@@ -167,7 +167,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("agent-server")
-    shoal = ShoalProcess(base / "data", disable="agent,proxy,controllers,scheduler")
+    shoal = ShoalProcess(base / "data", disable="agent,proxy,dns,controllers,scheduler")
     shoal.start()
     driver = ProcessDriver(base / "runtime")
     agent = AgentThread(driver, shoal.ca_file.read_bytes(), base / "agent-tls")
