@@ -15,8 +15,13 @@ from shoal.controllers import slicing
 from shoal.controllers.endpoints import desired_subsets
 from shoal.kube.objects import Obj
 
-NODES = {"node-a": {"metadata": {"name": "node-a", "labels": {slicing.ZONE_LABEL: "zone-1"}}},
-         "node-b": {"metadata": {"name": "node-b"}}}
+_NODES: dict[str, Obj] = {"node-a": {"metadata": {"name": "node-a", "labels": {slicing.ZONE_LABEL: "zone-1"}}},
+                          "node-b": {"metadata": {"name": "node-b"}}}
+
+
+def node_of(name: str) -> Obj | None:
+    """The node cache's ``get``."""
+    return _NODES.get(name)
 
 
 def pod(name: str, ip: str | None = "10.42.0.5", *, ready: bool = True, deleting: bool = False,
@@ -74,7 +79,7 @@ def test_which_pods_are_endpoints_and_hostnames() -> None:
 
 
 def conditions_of(svc: Obj, p: Obj) -> Obj:
-    desired = slicing.desired_endpoints(svc, [p], NODES.get)
+    desired = slicing.desired_endpoints(svc, [p], node_of)
     [(_, endpoints)] = desired.groups.values()
     [endpoint] = endpoints.values()
     result: Obj = endpoint["conditions"]
@@ -94,18 +99,18 @@ def test_conditions_as_kubernetes_sets_them() -> None:
 
 
 def test_an_endpoint_carries_address_target_node_zone_and_hostname() -> None:
-    desired = slicing.desired_endpoints(service(), [pod("a", hostname="a", subdomain="web")], NODES.get)
+    desired = slicing.desired_endpoints(service(), [pod("a", hostname="a", subdomain="web")], node_of)
     [(ports, endpoints)] = desired.groups.values()
     assert ports == [{"name": "web", "port": 8080, "protocol": "TCP"}]
     assert list(endpoints.values()) == [{
         "addresses": ["10.42.0.5"], "conditions": {"ready": True, "serving": True, "terminating": False},
         "targetRef": {"kind": "Pod", "namespace": "ns", "name": "a", "uid": "uid-a"},
         "nodeName": "node-a", "zone": "zone-1", "hostname": "a"}]
-    on_b = slicing.desired_endpoints(service(), [pod("b", node="node-b")], NODES.get)
+    on_b = slicing.desired_endpoints(service(), [pod("b", node="node-b")], node_of)
     assert "zone" not in next(iter(next(iter(on_b.groups.values()))[1].values()))
-    lost = slicing.desired_endpoints(service(), [pod("c", node="gone")], NODES.get)
+    lost = slicing.desired_endpoints(service(), [pod("c", node="gone")], node_of)
     assert lost.groups == {}, "a pod on a node the cache lacks is left out"
-    kept = slicing.desired_endpoints(service(publishNotReadyAddresses=True), [pod("c", node="gone")], NODES.get)
+    kept = slicing.desired_endpoints(service(publishNotReadyAddresses=True), [pod("c", node="gone")], node_of)
     assert len(kept.groups) == 1
 
 
@@ -116,7 +121,7 @@ def test_pods_resolving_ports_differently_are_grouped_apart() -> None:
             pod("b", "10.42.0.2", ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"}]),
             pod("c", "10.42.0.3", ports=[{"name": "http", "containerPort": 8081, "protocol": "TCP"}]),
             pod("d", "10.42.0.4", ports=[])]
-    desired = slicing.desired_endpoints(svc, pods, NODES.get)
+    desired = slicing.desired_endpoints(svc, pods, node_of)
     groups = {key: sorted(e["targetRef"]["name"] for e in eps.values()) for key, (_, eps) in desired.groups.items()}
     assert groups == {
         (("admin", 9000, "TCP", ""), ("http", 8080, "TCP", "http")): ["a", "b"],
@@ -138,7 +143,7 @@ def existing(svc: Obj, name: str, ports: list[Obj], endpoints: list[Obj], **extr
 def test_the_plan_updates_in_place_and_writes_nothing_when_equal() -> None:
     svc = service()
     pods = [pod(f"p{i}", f"10.42.0.{i}") for i in range(1, 4)]
-    desired = slicing.desired_endpoints(svc, pods, NODES.get)
+    desired = slicing.desired_endpoints(svc, pods, node_of)
     first = slicing.plan(svc, desired, [])
     assert len(first.create) == 1 and not first.update and not first.delete
     made = first.create[0]
@@ -152,7 +157,7 @@ def test_the_plan_updates_in_place_and_writes_nothing_when_equal() -> None:
     assert slicing.plan(svc, desired, [current]).empty, "nothing changed: nothing to write"
 
     pods[1] = pod("p2", "10.42.0.2", deleting=True)
-    changed = slicing.plan(svc, slicing.desired_endpoints(svc, pods, NODES.get), [current])
+    changed = slicing.plan(svc, slicing.desired_endpoints(svc, pods, node_of), [current])
     assert not changed.create and not changed.delete and len(changed.update) == 1
     updated = changed.update[0]
     assert updated["metadata"]["name"] == "web-abc" and updated["metadata"]["resourceVersion"] == "7"
@@ -162,16 +167,16 @@ def test_the_plan_updates_in_place_and_writes_nothing_when_equal() -> None:
 def test_the_plan_fills_new_slices_up_to_the_maximum_and_keeps_one_placeholder() -> None:
     svc = service()
     pods = [pod(f"p{i:02}", f"10.42.1.{i}") for i in range(1, 6)]
-    plan = slicing.plan(svc, slicing.desired_endpoints(svc, pods, NODES.get), [], max_per_slice=2)
+    plan = slicing.plan(svc, slicing.desired_endpoints(svc, pods, node_of), [], max_per_slice=2)
     assert sorted(len(s["endpoints"]) for s in plan.create) == [1, 2, 2]
-    empty = slicing.plan(svc, slicing.desired_endpoints(svc, [], NODES.get), [])
+    empty = slicing.plan(svc, slicing.desired_endpoints(svc, [], node_of), [])
     assert len(empty.create) == 1 and empty.create[0]["endpoints"] == [] and empty.create[0]["ports"] == []
     placeholder = existing(svc, "web-p", [], [])
-    assert slicing.plan(svc, slicing.desired_endpoints(svc, [], NODES.get), [placeholder]).empty
+    assert slicing.plan(svc, slicing.desired_endpoints(svc, [], node_of), [placeholder]).empty
     # The last endpoint leaves: the slice becomes the placeholder (an update, not delete + create).
     full = existing(svc, "web-x", [{"name": "web", "port": 8080, "protocol": "TCP"}],
-                    slicing.plan(svc, slicing.desired_endpoints(svc, pods[:1], NODES.get), []).create[0]["endpoints"])
-    gone = slicing.plan(svc, slicing.desired_endpoints(svc, [], NODES.get), [full])
+                    slicing.plan(svc, slicing.desired_endpoints(svc, pods[:1], node_of), []).create[0]["endpoints"])
+    gone = slicing.plan(svc, slicing.desired_endpoints(svc, [], node_of), [full])
     assert not gone.create and not gone.delete and [s["metadata"]["name"] for s in gone.update] == ["web-x"]
     assert gone.update[0]["endpoints"] == [] and gone.update[0]["ports"] == []
 
@@ -180,16 +185,16 @@ def test_the_plan_deletes_foreign_slices_and_creates_nothing_for_a_service_being
     svc = service()
     stranger = existing(svc, "web-old", [], [])
     stranger["metadata"]["ownerReferences"][0]["uid"] = "old-uid"
-    plan = slicing.plan(svc, slicing.desired_endpoints(svc, [pod("a")], NODES.get), [stranger])
+    plan = slicing.plan(svc, slicing.desired_endpoints(svc, [pod("a")], node_of), [stranger])
     assert plan.delete == [stranger] and len(plan.create) == 1
     doomed = service()
     doomed["metadata"]["deletionTimestamp"] = "2030-01-01T12:00:00Z"
-    assert slicing.plan(doomed, slicing.desired_endpoints(doomed, [pod("a")], NODES.get), []).create == []
+    assert slicing.plan(doomed, slicing.desired_endpoints(doomed, [pod("a")], node_of), []).create == []
 
 
 def test_headless_slices_are_labelled_and_may_have_no_ports() -> None:
     svc = service([], clusterIP="None")
-    desired = slicing.desired_endpoints(svc, [pod("a")], NODES.get)
+    desired = slicing.desired_endpoints(svc, [pod("a")], node_of)
     [made] = slicing.plan(svc, desired, []).create
     assert made["ports"] == [] and len(made["endpoints"]) == 1
     assert made["metadata"]["labels"][pe.HEADLESS_LABEL] == ""
