@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,3 +109,43 @@ def test_the_kubernetes_service_points_at_the_api_server(shoal: ShoalProcess) ->
     slice_ = json.loads(shoal.kubectl("get", "endpointslice", "kubernetes", "-o", "json").stdout)
     assert slice_["endpoints"] == [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]
     assert slice_["ports"] == [{"name": "https", "port": shoal.port, "protocol": "TCP"}]
+
+
+def test_a_real_pod_on_the_process_runtime_goes_in_and_out_of_its_slice(tmp_path: Path) -> None:
+    """The whole path with the node agent (process runtime: pods on 127.0.0.1): a readiness
+    probe failing takes the endpoint to ``ready: false`` within seconds, and back."""
+    flag = tmp_path / "ready"
+    flag.touch()
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "live", "labels": {"app": "live"}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                    "name": "main", "image": "busybox", "command": ["sleep", "120"],
+                    "readinessProbe": {"exec": {"command": ["test", "-f", str(flag)]},
+                                       "periodSeconds": 1, "failureThreshold": 1}}]}}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "live"},
+               "spec": {"selector": {"app": "live"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    with ShoalProcess(tmp_path / "data", disable="proxy",
+                      extra_args=("--runtime", "process", "--node-name", "live-node", "--kubelet-port", "0")) as shoal:
+        shoal.kubectl("apply", "-f", "-", input=json.dumps(service))
+        try:
+            shoal.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+            def endpoint() -> dict[str, Any] | None:
+                items = json.loads(shoal.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=live",
+                                                 "-o", "json").stdout)["items"]
+                found = [e for s in items for e in s.get("endpoints") or []]
+                return found[0] if found else None
+
+            def ready(value: bool) -> dict[str, Any] | None:
+                found = endpoint()
+                return found if found is not None and found["conditions"]["ready"] is value else None
+
+            up = until(lambda: ready(True), "the pod ready in its slice", within=30.0)
+            assert up["addresses"] == ["127.0.0.1"] and up["nodeName"] == "live-node"
+            flag.unlink()
+            until(lambda: ready(False), "the failing probe in the slice", within=10.0)
+            flag.touch()
+            until(lambda: ready(True), "ready again", within=10.0)
+            shoal.kubectl("delete", "pod", "live", "--wait=false")
+            until(lambda: endpoint() is None, "the deleted pod out of the slice", within=20.0)
+        finally:  # the agent stops the process before the pod goes
+            shoal.kubectl("delete", "pod", "live", "--ignore-not-found", "--timeout=30s", check=False)
