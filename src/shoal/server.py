@@ -9,7 +9,8 @@ Start-up order, each step gated on the one before (STYLE.md §5, the k3s orderin
 3. the HTTPS API server (uvicorn) on ``bind:port``; the kinds' registry, discovery, OpenAPI;
    authentication by client certificate first, then bearer token (:mod:`shoal.api.authn`);
 4. bootstrap objects (namespaces default, kube-system, kube-public, kube-node-lease; the
-   Services ``default/kubernetes`` on 10.43.0.1:443 with an EndpointSlice to this server, and
+   Services ``default/kubernetes`` on 10.43.0.1:443 - its Endpoints and EndpointSlice are the
+   ``kubernetes-service`` controller's, :mod:`shoal.controllers.kubernetes_service` - and
    ``kube-system/kube-dns`` on 10.43.0.10, served by every node's DNS, :mod:`shoal.proxy.dns`);
 5. ``DIR/kubeconfig.yaml`` with the admin credentials (client certificate and token), then
    ``/readyz`` turns 200;
@@ -229,22 +230,15 @@ class Server:
 
 def bootstrap_services(cfg: ServerConfig) -> list[tuple[str, str, dict[str, Any]]]:
     """(group, plural, object) of the Services every cluster has, made at start when missing:
-    ``default/kubernetes`` (10.43.0.1:443, no selector, its EndpointSlice naming this server)
-    and the cluster DNS's ``kube-system/kube-dns``."""
-    host = "127.0.0.1" if cfg.bind in ("0.0.0.0", "::") else cfg.bind
+    ``default/kubernetes`` (10.43.0.1:443, no selector: the ``kubernetes-service`` controller
+    keeps it and its endpoints, this makes it exist before the first pod starts, for the pods'
+    ``KUBERNETES_SERVICE_*`` variables) and the cluster DNS's ``kube-system/kube-dns``."""
     kubernetes = {"apiVersion": "v1", "kind": "Service",
                   "metadata": {"name": "kubernetes", "namespace": "default",
                                "labels": {"component": "apiserver", "provider": "kubernetes"}},
                   "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.1",
                            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}]}}
-    endpoints = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-                 "metadata": {"name": "kubernetes", "namespace": "default",
-                              "labels": {"kubernetes.io/service-name": "kubernetes",
-                                         "endpointslice.kubernetes.io/managed-by": "shoal-apiserver"}},
-                 "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
-                 "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}
-    return [("", "services", kubernetes), ("discovery.k8s.io", "endpointslices", endpoints),
-            ("", "services", kube_dns_service())]
+    return [("", "services", kubernetes), ("", "services", kube_dns_service())]
 
 
 class HttpServerExitedError(RuntimeError):

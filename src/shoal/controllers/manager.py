@@ -44,7 +44,10 @@ from shoal.client.informer import InformerFactory
 from shoal.client.resources import ResourceRef
 from shoal.client.rest import ApiClient
 from shoal.controllers import (
+    endpoints,
+    endpointslice,
     garbage_collector,
+    kubernetes_service,
     loadbalancer,
     namespace,
     nodeipam,
@@ -113,6 +116,10 @@ CONTROLLERS: dict[str, ControllerFactory] = {
     "nodeipam": lambda ctx: nodeipam.NodeIpamController(
         ctx.client, ctx.informers, cluster_cidr=ctx.cluster_cidr, clock=ctx.clock),
     "serviceaccount": lambda ctx: serviceaccounts.ServiceAccountController(ctx.client, ctx.informers, clock=ctx.clock),
+    "endpoints": lambda ctx: endpoints.EndpointsController(ctx.client, ctx.informers, clock=ctx.clock),
+    "endpointslice": lambda ctx: endpointslice.EndpointSliceController(ctx.client, ctx.informers, clock=ctx.clock),
+    "kubernetes-service": lambda ctx: kubernetes_service.KubernetesServiceController(
+        ctx.client, ctx.informers, clock=ctx.clock),
     "service-lb": lambda ctx: loadbalancer.LoadBalancerController(ctx.client, ctx.informers, clock=ctx.clock),
 }
 
