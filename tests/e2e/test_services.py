@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.server import ShoalProcess
 
@@ -75,7 +76,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShoalProcess]:
 
 
 def apply(node: ShoalProcess, *objects: dict[str, Any]) -> None:
-    node.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+    node.kubectl("apply", "-f", "-", input="---\n".join(yaml.safe_dump(o) for o in objects))
 
 
 def web_deployment(name: str = "web", replicas: int = 3, image: str = DEMO, **env: str) -> dict[str, Any]:
@@ -133,7 +134,7 @@ class Load:
         count = int(RATE * SECONDS)
         loop = (f"ok=0; fail=0; i=0; end=$(( $(date +%s) + {int(SECONDS)} )); "
                 f"while [ $i -lt {count} ] && [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do "
-                f"if wget -q -T 2 -O /dev/null {url}; then ok=$((ok+1)); else fail=$((fail+1)); fi; "
+                f"if timeout 3 wget -q -O /dev/null {url}; then ok=$((ok+1)); else fail=$((fail+1)); fi; "
                 f"i=$((i+1)); sleep 0.02; done; echo $ok $fail")
         self.node = node
         node.kubectl("exec", "loader", "--", "rm", "-f", "/tmp/stop")
