@@ -82,7 +82,7 @@ def apply(node: ShoalProcess, *objects: dict[str, Any]) -> None:
 def web_deployment(name: str = "web", replicas: int = 3, image: str = DEMO, **env: str) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "web", "image": image, "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}}
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1}}
     if env:
         container["env"] = [{"name": k, "value": v} for k, v in env.items()]
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
@@ -207,3 +207,100 @@ def test_zero_failed_requests(node: ShoalProcess, web: dict[str, Any], disruptio
     sent, failed = load.finish(disruption)
     assert sent > 100 and failed == 0
     wait_for("3 endpoints again", lambda: len(endpoint_ips(node)) == 3)
+
+
+def in_loader(node: ShoalProcess, script: str) -> str:
+    return node.kubectl("exec", "loader", "--", "sh", "-c", script).stdout.strip()
+
+
+def test_a_pod_reaches_the_service_by_name_env_and_headless_dns(node: ShoalProcess, web: dict[str, Any]) -> None:
+    names = {p["metadata"]["name"] for p in ready_pods(node)}
+    ns = "default"
+    for host in ("web", f"web.{ns}", f"web.{ns}.svc.cluster.local"):
+        assert in_loader(node, f"wget -q -O - http://{host}/") in names, host
+    resolv = in_loader(node, "cat /etc/resolv.conf")
+    assert "nameserver 10.43.0.10" in resolv and f"search {ns}.svc.cluster.local svc.cluster.local cluster.local" \
+        in resolv and "ndots:5" in resolv
+    env = node.kubectl("exec", "deploy/web", "--", "env").stdout
+    assert f"WEB_SERVICE_HOST={web['spec']['clusterIP']}" in env and "WEB_SERVICE_PORT=80" in env
+    assert in_loader(node, "wget -q -O - http://$WEB_SERVICE_HOST:$WEB_SERVICE_PORT/ 2>/dev/null || "
+                           f"wget -q -O - http://{web['spec']['clusterIP']}/") in names
+    headless = in_loader(node, "nslookup web-headless.default.svc.cluster.local 10.43.0.10")
+    pod_ips = {p["status"]["podIP"] for p in ready_pods(node)}
+    assert pod_ips <= set(headless.split()), headless
+
+
+def test_a_pod_failing_readiness_leaves_the_endpoints_within_2s(node: ShoalProcess, web: dict[str, Any]) -> None:
+    pod = ready_pods(node)[0]
+    name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+    node.kubectl("exec", name, "--", "mv", "/tmp/www/index.html", "/tmp/www/away.html")  # readiness now 404
+    began = time.monotonic()
+    wait_for("the pod to leave the endpoints", lambda: ip not in endpoint_ips(node), timeout=10, every=0.05)
+    left = time.monotonic() - began
+    names = {http(node, f"http://{web['spec']['clusterIP']}/")[1] for _ in range(6)}
+    node.kubectl("exec", name, "--", "mv", "/tmp/www/away.html", "/tmp/www/index.html")
+    began = time.monotonic()
+    wait_for("the pod to come back", lambda: ip in endpoint_ips(node), timeout=10, every=0.05)
+    back = time.monotonic() - began
+    print(f"readiness: out of the endpoints in {left:.2f}s, back in {back:.2f}s")
+    assert left < 2.0 and name not in names
+
+
+def test_port_forward_to_the_service(node: ShoalProcess, web: dict[str, Any]) -> None:
+    from tests.support.server import free_port
+
+    port = free_port()
+    forward = subprocess.Popen(node.in_netns(["kubectl", "--kubeconfig", str(node.kubeconfig), "port-forward",
+                                              "svc/web", f"{port}:80"]), stdout=subprocess.DEVNULL)
+    try:
+        wait_for("port-forward to listen", lambda: http(node, f"http://127.0.0.1:{port}/")[0] == 200, timeout=20)
+        names = {p["metadata"]["name"] for p in ready_pods(node)}
+        assert all(http(node, f"http://127.0.0.1:{port}/")[1] in names for _ in range(5))
+    finally:
+        forward.terminate()
+        forward.wait(10)
+
+
+def test_bad_service_input_is_refused_and_changes_nothing(node: ShoalProcess, web: dict[str, Any]) -> None:
+    taken = web["spec"]["ports"][0]["nodePort"]
+    for node_port, message in ((taken, "provided port is already allocated"),
+                               (80, "provided port is not in the valid range")):
+        bad = service("bad", type="NodePort")
+        bad["spec"]["ports"][0]["nodePort"] = node_port
+        result = node.kubectl("apply", "-f", "-", input=yaml.safe_dump(bad), check=False)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert node.kubectl("get", "service", "bad", check=False).returncode != 0, "nothing was created"
+    # a targetPort name no container declares: that pod is no endpoint, and an Event says why
+    apply(node, service("misnamed", selector="web") | {"spec": {"selector": {"app": "web"}, "ports": [
+        {"name": "http", "port": 80, "targetPort": "nosuch"}]}})
+    try:
+        wait_for("an Event about the port name", lambda: "nosuch" in node.kubectl(
+            "get", "events", "--field-selector", "involvedObject.name=misnamed", "-o", "json").stdout, timeout=20)
+        slices = get(node, "endpointslices", "-l", "kubernetes.io/service-name=misnamed")["items"]
+        assert slices and not [p for s in slices for p in s.get("ports") or [] if p.get("name") == "http"], \
+            "the pods resolve no port for it (Kubernetes lists them in a slice without the port)"
+        ip = get(node, "service", "misnamed")["spec"]["clusterIP"]
+        assert wait_for("the proxy to answer 503", lambda: http(node, f"http://{ip}/")[0] == 503, timeout=10)
+    finally:
+        node.kubectl("delete", "service", "misnamed")
+
+
+def test_deleting_a_service_frees_its_ports_and_haproxy_stops_listening(node: ShoalProcess,
+                                                                       web: dict[str, Any]) -> None:
+    apply(node, service("gone", type="NodePort"))
+    svc = get(node, "service", "gone")
+    ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
+    wait_for("the new Service to answer", lambda: http(node, f"http://{ip}/")[0] == 200, timeout=20)
+    node.kubectl("delete", "service", "gone")
+
+    def closed() -> bool:
+        listening = subprocess.run(node.in_netns(["ss", "-ltnH"]), capture_output=True, text=True).stdout
+        addresses = subprocess.run(["ip", "-n", str(node.netns), "addr", "show", "lo"], capture_output=True,
+                                   text=True).stdout
+        return f":{node_port} " not in listening and f"{ip}:80 " not in listening and f"{ip}/32" not in addresses
+    wait_for("HAProxy to stop listening on the deleted Service's ports", closed, timeout=20)
+    again = service("gone-again", type="NodePort")
+    again["spec"]["ports"][0]["nodePort"] = node_port
+    apply(node, again)  # the freed nodePort can be taken again
+    assert get(node, "service", "gone-again")["spec"]["ports"][0]["nodePort"] == node_port
+    node.kubectl("delete", "service", "gone-again")
