@@ -215,6 +215,9 @@ class ServiceProxy:
             self.metrics.sync_seconds.observe(time.monotonic() - since)
         self.synced_revision = max(self.synced_revision, revision)
         self._acked.set()
+        await self._warn(warn)
+
+    async def _warn(self, warn: list[tuple[str, ServiceModel]]) -> None:
         for key, model in warn:
             service = self.services.get(key)
             if service is not None:
@@ -248,13 +251,14 @@ class ServiceProxy:
             group.create_task(self.slices.run(stop), name="proxy-slices")
             if not await wait_for_sync([self.services, self.slices], stop):
                 return
-            self._update(list(self._dirty))
+            _, _, warn = self._update(list(self._dirty))
             self._dirty.clear()
             self.synced_revision = self._seen_revision
             await self._sync_addresses(add_only=True)
             await self.haproxy.start(self.config_text())
             await self._sync_addresses(add_only=False)
             log.info("service proxy: HAProxy serving %d Services", len(self.models))
+            await self._warn(warn)
             group.create_task(self._ack_loop(stop), name="proxy-ack")
             self._serve_metrics()
             try:

@@ -69,7 +69,12 @@ class Backends:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, ip: str, port: int = 8080) -> None:
+        """Start a backend and wait until it answers (as a pod is an endpoint only once ready)."""
         self.procs[name] = subprocess.Popen(in_ns(self.netns, sys.executable, "-c", BACKEND, name, ip, str(port)))
+        deadline = time.monotonic() + 10
+        while _curl(self.netns, f"http://{ip}:{port}/") != (200, name):
+            assert time.monotonic() < deadline, f"backend {name} did not start"
+            time.sleep(0.05)
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
@@ -220,5 +225,32 @@ async def test_reload_for_a_new_service_drops_no_request_and_deletion_stops_list
                                  what="the deleted Service's ClusterIP to leave lo")
                 code, _ = await curl(netns, f"http://{addr}:81/")
                 assert code == 0, "nothing listens on a deleted Service's address"
+        finally:
+            backends.close()
+
+
+async def test_client_ip_affinity_sticks_and_udp_ports_get_an_event(tmp_path: Path, netns: str) -> None:
+    backends = Backends(netns)
+    async with ApiHarness(tmp_path / "api") as api:
+        client = await api.client()
+        try:
+            for i in (1, 2, 3):
+                backends.start(f"b{i}", f"127.0.0.1{i}")
+            sticky = await client.create(resources.SERVICES, service("sticky", sessionAffinity="ClientIP"), "default")
+            await client.create(resources.ENDPOINTSLICES, endpoint_slice(
+                "sticky", [(f"127.0.0.1{i}", READY) for i in (1, 2, 3)]), "default")
+            udp = service("udp", port_name="dns")
+            udp["spec"]["ports"][0]["protocol"] = "UDP"
+            await client.create(resources.SERVICES, udp, "default")
+            async with running_proxy(client, netns, tmp_path / "proxy"):
+                answers = [(await curl(netns, f"http://{sticky['spec']['clusterIP']}/"))[1] for _ in range(6)]
+                assert len(set(answers)) == 1 and answers[0] in {"b1", "b2", "b3"}, answers
+
+                async def event() -> list[dict[str, Any]]:
+                    found = await client.list(resources.EVENTS, "default")
+                    return [e for e in found["items"] if e["involvedObject"]["name"] == "udp"]
+                (warning,) = await eventually(event, what="a Warning Event about the UDP port")
+                assert warning["type"] == "Warning" and warning["reason"] == "UnsupportedProtocol"
+                assert "UDP" in warning["message"]
         finally:
             backends.close()
