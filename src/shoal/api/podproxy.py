@@ -41,7 +41,7 @@ import asyncio
 import datetime as dt
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,16 +272,8 @@ class PodProxy:
     # -- exec over WebSocket -----------------------------------------------------------------
     async def exec_websocket(self, ws: WebSocket) -> None:
         """The WebSocket route ``/api/v1/namespaces/{namespace}/pods/{name}/exec``."""
-        try:
-            agent = await self._open_agent(ws)
-        except errors.ApiError as exc:
-            await remotecommand.deny(ws.scope, ws.receive, ws.send, exc)
-            return
-        except InvalidStatus as exc:
-            response = exc.response
-            await ws.send_denial_response(Response(
-                bytes(response.body or b""), status_code=response.status_code,
-                media_type=response.headers.get("Content-Type", JSON)))
+        agent = await open_or_deny(ws, self._open_agent)
+        if agent is None:
             return
         try:
             await ws.accept(subprotocol=agent.subprotocol)
@@ -305,6 +297,22 @@ class PodProxy:
             raise
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise errors.internal(f"error dialing backend: {exc!r}") from exc
+
+
+async def open_or_deny(ws: WebSocket, open_agent: Callable[[WebSocket], Awaitable[ClientConnection]]
+                       ) -> ClientConnection | None:
+    """The agent's WebSocket for ``ws``; or ``None`` once ``ws`` was refused with our error's
+    Status, or with the agent's own status and body when the agent refused."""
+    try:
+        return await open_agent(ws)
+    except errors.ApiError as exc:
+        await remotecommand.deny(ws.scope, ws.receive, ws.send, exc)
+    except InvalidStatus as exc:
+        response = exc.response
+        await ws.send_denial_response(Response(
+            bytes(response.body or b""), status_code=response.status_code,
+            media_type=response.headers.get("Content-Type", JSON)))
+    return None
 
 
 async def relay_websockets(ws: WebSocket, agent: ClientConnection, what: str) -> None:

@@ -37,8 +37,8 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
 from shoal.api.bodies import JSON
-from shoal.api.podproxy import CONNECT_TIMEOUT, PodProxy, node_endpoint, relay_websockets
-from shoal.kube import errors, remotecommand
+from shoal.api.podproxy import CONNECT_TIMEOUT, PodProxy, node_endpoint, open_or_deny, relay_websockets
+from shoal.kube import errors
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,8 @@ class PortForwardProxy:
 
     async def websocket(self, ws: WebSocket) -> None:
         """The WebSocket route ``/api/v1/namespaces/{namespace}/pods/{name}/portforward``."""
-        try:
-            agent = await self._open_agent(ws)
-        except errors.ApiError as exc:
-            await remotecommand.deny(ws.scope, ws.receive, ws.send, exc)
-            return
-        except InvalidStatus as exc:
-            response = exc.response
-            await ws.send_denial_response(Response(
-                bytes(response.body or b""), status_code=response.status_code,
-                media_type=response.headers.get("Content-Type", JSON)))
+        agent = await open_or_deny(ws, self._open_agent)
+        if agent is None:
             return
         try:
             await ws.accept(subprotocol=WEBSOCKET_PROTOCOL)

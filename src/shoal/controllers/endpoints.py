@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shoal.client import resources
-from shoal.client.controller import Controller, RequeueAfter
+from shoal.client.controller import RequeueAfter
 from shoal.client.errors import ForbiddenError, NotFoundError
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
 from shoal.client.rest import ApiClient
@@ -160,45 +160,23 @@ def _terminating_refusal(exc: ForbiddenError) -> bool:
     return any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
-class EndpointsController(Controller):
+class EndpointsController(pe.ServicePodsController):
     """Keeps the Endpoints of every Service with a selector (see the module docstring)."""
 
     def __init__(self, client: ApiClient, informers: InformerFactory, *, clock: Clock | None = None) -> None:
-        super().__init__("endpoints", clock=clock)
+        super().__init__("endpoints", informers, clock=clock)
         self.client = client
         #: Endpoints objects written (created, updated or deleted) by this controller.
         self.writes = 0
-        self.services = informers.informer(resources.SERVICES)
-        self.services.add_index(pe.NAMESPACE_INDEX, pe.by_namespace)
-        self.pods = informers.informer(resources.PODS)
-        self.pods.add_index(pe.NAMESPACE_INDEX, pe.by_namespace)
         self.endpoints = informers.informer(resources.ENDPOINTS)
-        self.services.add_event_handler(EventHandler(
-            on_add=self._on_service, on_update=lambda _old, new: self._on_service(new),
-            on_delete=self._on_service))
-        self.pods.add_event_handler(EventHandler(on_add=self._on_pod, on_update=self._on_pod_update,
-                                                 on_delete=self._on_pod))
         self.endpoints.add_event_handler(EventHandler(
             on_add=self._on_endpoints_listed, on_update=lambda _old, new: self._on_endpoints(new),
             on_delete=self._on_endpoints))
-        self.informers += [self.services, self.pods, self.endpoints]
+        self.informers += [self.endpoints]
         self.tracker = pe.WriteTracker(self.endpoints)
         self.trigger_times = pe.TriggerTimeTracker()
 
     # -- handlers: keys only -------------------------------------------------------------
-
-    def _on_service(self, service: Obj) -> None:
-        self.enqueue(object_key(service))
-
-    def _on_pod(self, pod: Obj) -> None:
-        for key in pe.service_keys_for_pod(self.services, pod, _meta(pod).get("labels")):
-            self.enqueue(key)
-
-    def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        if pe.endpoint_view(old) == pe.endpoint_view(new):
-            return
-        for key in pe.service_keys_for_pod(self.services, new, _meta(old).get("labels"), _meta(new).get("labels")):
-            self.enqueue(key)
 
     def _on_endpoints_listed(self, endpoints: Obj) -> None:
         if not self.endpoints.has_synced:  # the initial list: look for leftovers

@@ -39,7 +39,7 @@ import logging
 from datetime import datetime
 
 from shoal.client import resources
-from shoal.client.controller import Controller, RequeueAfter
+from shoal.client.controller import RequeueAfter
 from shoal.client.errors import ForbiddenError, NotFoundError
 from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, InformerFactory, object_key, split_key
@@ -83,55 +83,33 @@ def _zone(node: Obj) -> str | None:
     return zone if isinstance(zone, str) else None
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(pe.ServicePodsController):
     """Keeps the EndpointSlices of every Service with a selector (see the module docstring)."""
 
     def __init__(self, client: ApiClient, informers: InformerFactory, *, clock: Clock | None = None,
                  wall: WallTime = utcnow, max_per_slice: int = slicing.MAX_ENDPOINTS_PER_SLICE) -> None:
-        super().__init__("endpointslice", clock=clock)
+        super().__init__("endpointslice", informers, clock=clock)
         self.client = client
         self.max_per_slice = max_per_slice
         self.recorder = EventRecorder(client, "endpointslice-controller", clock=wall)
         #: Slices written (created, updated, deleted) and Events recorded by this controller.
         self.writes = 0
         self.events = 0
-        self.services = informers.informer(resources.SERVICES)
-        self.services.add_index(pe.NAMESPACE_INDEX, pe.by_namespace)
-        self.pods = informers.informer(resources.PODS)
-        self.pods.add_index(pe.NAMESPACE_INDEX, pe.by_namespace)
         self.pods.add_index(pe.NODE_INDEX, pe.by_node)
         self.nodes = informers.informer(resources.NODES)
         self.slices = informers.informer(resources.ENDPOINTSLICES)
         self.slices.add_index(SERVICE_INDEX, managed_service_key)
-        self.services.add_event_handler(EventHandler(
-            on_add=self._on_service, on_update=lambda _old, new: self._on_service(new),
-            on_delete=self._on_service))
-        self.pods.add_event_handler(EventHandler(on_add=self._on_pod, on_update=self._on_pod_update,
-                                                 on_delete=self._on_pod))
         self.slices.add_event_handler(EventHandler(
             on_add=self._on_slice, on_update=self._on_slice_update, on_delete=self._on_slice))
         self.nodes.add_event_handler(EventHandler(
             on_add=self._on_node, on_update=self._on_node_update, on_delete=self._on_node))
-        self.informers += [self.services, self.pods, self.nodes, self.slices]
+        self.informers += [self.nodes, self.slices]
         self.tracker = pe.WriteTracker(self.slices)
         self.trigger_times = pe.TriggerTimeTracker()
         #: Service key -> the (pod uid, port name) problems already reported by an Event.
         self._reported: dict[str, set[tuple[str, str]]] = {}
 
     # -- handlers: keys only -------------------------------------------------------------
-
-    def _on_service(self, service: Obj) -> None:
-        self.enqueue(object_key(service))
-
-    def _on_pod(self, pod: Obj) -> None:
-        for key in pe.service_keys_for_pod(self.services, pod, _meta(pod).get("labels")):
-            self.enqueue(key)
-
-    def _on_pod_update(self, old: Obj, new: Obj) -> None:
-        if pe.endpoint_view(old) == pe.endpoint_view(new):
-            return
-        for key in pe.service_keys_for_pod(self.services, new, _meta(old).get("labels"), _meta(new).get("labels")):
-            self.enqueue(key)
 
     def _on_slice(self, slice_: Obj) -> None:
         for key in managed_service_key(slice_):

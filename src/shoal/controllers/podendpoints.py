@@ -26,7 +26,8 @@ Stateful helpers (owned by one controller each, touched only from its event loop
   The informer's own ``resource_version`` moving past a write also satisfies it.
 
 Informer index functions (shared informers: the same function objects under the same names):
-:func:`by_namespace` and :func:`by_node`.
+:func:`by_namespace` and :func:`by_node`.  :class:`ServicePodsController` is the base of both
+controllers: their Service and Pod informers and handlers.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from shoal.client.informer import Informer, object_key
+from shoal.client import resources
+from shoal.client.controller import Controller
+from shoal.client.informer import EventHandler, Informer, InformerFactory, object_key
 from shoal.controllers import conditions
 from shoal.kube import times
+from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
 from shoal.kube.objects import meta as _meta
 from shoal.kube.objects import spec as _spec
@@ -49,6 +53,7 @@ __all__ = [
     "NAMESPACE_INDEX",
     "NODE_INDEX",
     "TRIGGER_TIME_ANNOTATION",
+    "ServicePodsController",
     "TriggerTimeTracker",
     "WriteTracker",
     "by_namespace",
@@ -266,3 +271,36 @@ class WriteTracker:
             del self._expected[owner]
             return False
         return True
+
+
+class ServicePodsController(Controller):
+    """What the Endpoints and EndpointSlice controllers share: the Service and Pod informers
+    (indexed by namespace) and their handlers, which only enqueue Service keys - a Service
+    changed, or a pod whose endpoint view changed, for every Service selecting it before or
+    after the change."""
+
+    def __init__(self, name: str, informers: InformerFactory, *, clock: Clock | None = None) -> None:
+        super().__init__(name, clock=clock)
+        self.services = informers.informer(resources.SERVICES)
+        self.services.add_index(NAMESPACE_INDEX, by_namespace)
+        self.pods = informers.informer(resources.PODS)
+        self.pods.add_index(NAMESPACE_INDEX, by_namespace)
+        self.services.add_event_handler(EventHandler(
+            on_add=self._on_service, on_update=lambda _old, new: self._on_service(new),
+            on_delete=self._on_service))
+        self.pods.add_event_handler(EventHandler(on_add=self._on_pod, on_update=self._on_pod_update,
+                                                 on_delete=self._on_pod))
+        self.informers += [self.services, self.pods]
+
+    def _on_service(self, service: Obj) -> None:
+        self.enqueue(object_key(service))
+
+    def _on_pod(self, pod: Obj) -> None:
+        for key in service_keys_for_pod(self.services, pod, _meta(pod).get("labels")):
+            self.enqueue(key)
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        if endpoint_view(old) == endpoint_view(new):
+            return
+        for key in service_keys_for_pod(self.services, new, _meta(old).get("labels"), _meta(new).get("labels")):
+            self.enqueue(key)
