@@ -378,6 +378,8 @@ class Bench:
     async def wait_synced(self, revision: int, within: float) -> float:
         deadline = time.monotonic() + within
         while await self.synced() < revision:
+            if self.procs.procs["agent"].poll() is not None:
+                raise RuntimeError("the agent exited")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the proxy's Lease did not reach revision {revision} in {within}s")
             await asyncio.sleep(0.02)
@@ -478,6 +480,7 @@ class Bench:
         backend, stable = "default.churn.http", (BACKENDS["b3"], READY)
         steps = [("add", READY), ("terminating", TERMINATING), ("ready", READY), ("remove", None)]
         times: dict[str, list[float]] = {step: [] for step, _ in steps}
+        answered: list[float] = []
         seen0 = self.sync_histogram()
         ends = time.monotonic() + 60
         for index in range(self.args.changes):
@@ -490,6 +493,7 @@ class Bench:
             began = time.monotonic()
             await self.client.patch(resources.ENDPOINTSLICES, "churn-x", {"endpoints": self.slice(
                 "churn", endpoints)["endpoints"]}, "default")
+            answered.append(time.monotonic() - began)
             try:
                 applied = wait_until(f"change {index} ({step})",
                                      lambda want=expected: effective(self.admin, backend) == want,  # type: ignore[misc]
@@ -507,6 +511,8 @@ class Bench:
                  f"{verdict(p99 <= GOAL_SYNC_P99_MS)}")
         for step, ts in times.items():
             self.say(f"   {step:14s} p50 {pct(ts, .5):.1f} ms, p99 {pct(ts, .99):.1f} ms, max {pct(ts, 1):.1f} ms")
+        self.say(f"   of which the PATCH itself (until its answer): p50 {pct(answered, .5):.1f} ms, "
+                 f"p99 {pct(answered, .99):.1f} ms")
         count, total = seen1[0] - seen0[0], seen1[1] - seen0[1]
         if count:
             self.say(f"   the proxy's own shoal_proxy_sync_seconds (change seen -> applied): {count:.0f} batches, "
@@ -651,13 +657,29 @@ def main() -> None:
                 procs.backend(name)
             server.start(timeout=60)
             lines = asyncio.run(measure(base, procs, server, args))
+        except BaseException:
+            log, kept = base / "agent.log", Path(tempfile.gettempdir()) / f"{netns}-agent.log"
+            if log.exists():
+                shutil.copy(log, kept)
+                print(f"--- the agent's log (kept as {kept}), last 30 lines ---\n" + "\n".join(
+                    log.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
+            raise
         finally:
             if "agent" in procs.procs:
                 procs.kill("agent", signal.SIGTERM)
             stop_haproxy(base / "agent" / "proxy")
             procs.close()
             server.stop()
-    print(f"\n({netns}, {os.cpu_count()} CPUs, {time.monotonic() - began:.0f} s in all)\n" + "\n".join(lines))
+            log = base / "agent.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            # an old worker says "Proxy NAME stopped" for each frontend and backend at every reload
+            stopped = text.count(" stopped (cumulated conns")
+            logged = [line for line in text.splitlines() if "runtime driver in use" not in line and (
+                " ERROR " in line or " WARNING " in line or "[ALERT]" in line
+                or ("[WARNING]" in line and " stopped (cumulated conns" not in line))]
+    print(f"\n({netns}, {os.cpu_count()} CPUs, {time.monotonic() - began:.0f} s in all; the agent logged "
+          f"{len(logged)} warnings or errors{': ' if logged else ''}{' | '.join(logged[:3])}; HAProxy "
+          f"{stopped} 'Proxy ... stopped' lines)\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":
