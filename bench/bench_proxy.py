@@ -144,21 +144,22 @@ def runtime(sock: Path, command: str, timeout: float = 2.0) -> str:
     """``command`` on an HAProxy CLI socket; a refused connection (the master CLI right after
     a reload) is tried again for up to ``timeout``."""
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(timeout)
-        while True:
-            try:
-                conn.connect(str(sock))
-                break
-            except ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        conn.sendall(command.encode() + b"\n")
-        chunks = []
-        while chunk := conn.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
+    while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(timeout)
+            conn.connect(str(sock))
+            conn.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks).decode(errors="replace")
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        finally:
+            conn.close()
 
 
 def servers(sock: Path, backend: str) -> list[dict[str, str]]:
