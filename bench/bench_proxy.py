@@ -686,11 +686,10 @@ def main() -> None:
             # an old worker says "Proxy NAME stopped" for each frontend and backend at every reload
             stopped = text.count(" stopped (cumulated conns")
             logged = [line for line in text.splitlines() if "runtime driver in use" not in line and (
-                " ERROR " in line or " WARNING " in line or "[ALERT]" in line
-                or ("[WARNING]" in line and " stopped (cumulated conns" not in line))]
-    print(f"\n({netns}, {os.cpu_count()} CPUs, {time.monotonic() - began:.0f} s in all; the agent logged "
-          f"{len(logged)} warnings or errors{': ' if logged else ''}{' | '.join(logged[:3])}; HAProxy "
-          f"{stopped} 'Proxy ... stopped' lines)\n" + "\n".join(lines))
+                " ERROR " in line or " WARNING " in line or "[ALERT]" in line)]
+    print(f"({netns}, {os.cpu_count()} CPUs, {time.monotonic() - began:.0f} s in all, {len(lines)} lines above; the "
+          f"agent logged {len(logged)} warnings or errors{': ' if logged else ''}{' | '.join(logged[:3])}; HAProxy "
+          f"{stopped} 'Proxy ... stopped' lines)")
 
 
 if __name__ == "__main__":
