@@ -1,7 +1,7 @@
 """Service proxy benchmark (issue 9): HAProxy behind Shoal's proxy, beside the same backends direct.
 
 Run (as root): ``.venv/bin/python bench/bench_proxy.py [--services 1000] [--changes 200]
-[--kills 5] [--requests 2000] [--wrk-seconds 5]``.  About 2-3 minutes.
+[--kills 5] [--requests 2000] [--wrk-seconds 5]``.  About a minute.
 
 The bench makes its own network namespace ``shoal-pb-…`` and moves itself into it (``setns``)
 before it starts anything, so every process it starts and all traffic stay there.  Inside: a
