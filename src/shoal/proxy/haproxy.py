@@ -125,9 +125,23 @@ class HAProxy:
 
     async def _reload_checked(self) -> None:
         before = await self._worker_pid()
-        await self._send(self.master_socket, "reload")
+        await self._send_master("reload", within=5.0)
         await self._wait_worker(before, within=10.0)
         self.reloads += 1
+
+    async def _send_master(self, line: str, *, within: float) -> str:
+        """``line`` on the master CLI.  Right after a reload the new worker can answer before
+        the re-executed master listens again (connection refused, about one reload in ten
+        back to back): a refused connection delivered nothing, so it is tried again."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return await self._send(self.master_socket, line)
+            except (ConnectionRefusedError, FileNotFoundError) as exc:
+                if time.monotonic() > deadline:
+                    raise HAProxyError(f"haproxy's master CLI did not accept a connection within "
+                                       f"{within:.0f}s: {exc}") from exc
+                await asyncio.sleep(0.01)
 
     async def _worker_pid(self) -> int | None:
         try:
