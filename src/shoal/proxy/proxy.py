@@ -191,7 +191,7 @@ class ServiceProxy:
             await self._sync_addresses(add_only=True)
             try:
                 await self.haproxy.reload(text)
-            except HAProxyError as exc:
+            except (HAProxyError, OSError) as exc:
                 # The running worker keeps serving the previous file; try again shortly.
                 log.error("service proxy: reload failed, retrying in %.0fs: %s", RETRY_SECONDS, exc)
                 self._retry(keys)
@@ -206,7 +206,7 @@ class ServiceProxy:
                 log.error("service proxy: %s; reloading from the configuration file", exc)
                 try:
                     await self.haproxy.reload(text)
-                except HAProxyError as again:
+                except (HAProxyError, OSError) as again:
                     log.error("service proxy: reload failed, retrying in %.0fs: %s", RETRY_SECONDS, again)
                     self._retry(keys)
                     return
