@@ -72,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 from shoal.client import proxystatus, resources  # noqa: E402
 from shoal.client.errors import NotFoundError  # noqa: E402
 from shoal.client.rest import ApiClient  # noqa: E402
+from shoal.proxy.slots import CHECK  # noqa: E402
 from tests.support.server import ShoalProcess  # noqa: E402
 
 GOAL_RATIO = 0.8
@@ -603,8 +604,8 @@ class Bench:
                      f"PSS sum {mem['pss']:6.1f} MB")
         self.say(f"   at rest with {count} x 3: CPU agent {(cpu1[0] - cpu0[0]) / 3 * 100:.1f} %, "
                  f"HAProxy worker {sum(cpu1[1:]) - sum(cpu0[1:]):.2f} s/3 s = "
-                 f"{(sum(cpu1[1:]) - sum(cpu0[1:])) / 3 * 100:.1f} % (health checks of {3 * count} servers "
-                 f"every 250 ms)")
+                 f"{(sum(cpu1[1:]) - sum(cpu0[1:])) / 3 * 100:.1f} % (health checks of {3 * count} servers: "
+                 f"{CHECK.split(' fastinter')[0]})")
 
 
 async def measure(base: Path, procs: Processes, server: ShoalProcess, args: argparse.Namespace) -> list[str]:
