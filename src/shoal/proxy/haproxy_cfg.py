@@ -37,10 +37,8 @@ global
     stats socket {admin} mode 600 level admin expose-fd listeners
     stats timeout 2m
     hard-stop-after 30s
-    log stderr format raw local0 err
 
 defaults
-    log global
     timeout connect 1s
     timeout client 1h
     timeout server 1h
