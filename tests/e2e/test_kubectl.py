@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_get_columns_and_formats(shoal: ShoalProcess) -> None:
     svc = shoal.kubectl("get", "svc", "web").stdout.splitlines()
     assert svc[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
     cells = svc[1].split()
-    assert cells[1] == "ClusterIP" and cells[2].startswith("10.43.") and cells[4] == "80/TCP"
+    assert cells[1] == "NodePort" and cells[2].startswith("10.43.") and re.fullmatch(r"80:3\d{4}/TCP", cells[4])
     as_yaml = yaml.safe_load(shoal.kubectl("get", "cm", "web-config", "-o", "yaml").stdout)
     assert as_yaml["data"] == {"greeting": "hello"}
     secret = json.loads(shoal.kubectl("get", "secret", "web-secret", "-o", "json").stdout)
