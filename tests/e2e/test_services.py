@@ -141,10 +141,17 @@ class Load:
         self.pod = subprocess.Popen(node.in_netns(["kubectl", "--kubeconfig", str(node.kubeconfig), "exec", "loader",
                                                    "--", "sh", "-c", loop]), stdout=subprocess.PIPE, text=True)
 
-    def finish(self, what: str) -> tuple[int, int]:
+    def stop(self) -> None:
+        """End both loads early (a test that failed before :meth:`finish`)."""
         self.stop_file.touch()
-        self.node.kubectl("exec", "loader", "--", "touch", "/tmp/stop")
-        out, _ = self.host.communicate(timeout=60)
+        self.node.kubectl("exec", "loader", "--", "touch", "/tmp/stop", check=False)
+        for proc in (self.host, self.pod):
+            if proc.poll() is None:
+                proc.communicate(timeout=30)
+
+    def finish(self, what: str) -> tuple[int, int]:
+        """Wait for both loads to run their full course (at most :data:`SECONDS`)."""
+        out, _ = self.host.communicate(timeout=SECONDS + 30)
         host = json.loads(out)
         pod_out, _ = self.pod.communicate(timeout=60)
         pod_ok, pod_failed = (int(x) for x in pod_out.split())
@@ -158,7 +165,9 @@ class Load:
 def web(node: ShoalProcess) -> dict[str, Any]:
     apply(node, web_deployment(), service("web", type="NodePort"), service("web-headless", clusterIP="None"),
           {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "loader"},
-           "spec": {"containers": [{"name": "sh", "image": DEMO, "command": ["sleep", "100000"]}],
+           "spec": {"containers": [{"name": "sh", "image": DEMO, "command": [
+               # PID 1 a shell that reaps: busybox timeout leaves a watcher process per request
+               "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]}],
                     "terminationGracePeriodSeconds": 1}})
     node.kubectl("rollout", "status", "deployment/web", "--timeout=120s")
     node.kubectl("wait", "--for=condition=Ready", "pod/loader", "--timeout=60s")
@@ -181,6 +190,18 @@ def test_service_answers_on_clusterip_and_nodeport(node: ShoalProcess, web: dict
 def test_zero_failed_requests(node: ShoalProcess, web: dict[str, Any], disruption: str, tmp_path: Path) -> None:
     url = f"http://{web['spec']['clusterIP']}/"
     load = Load(node, url, tmp_path / "stop")
+    try:
+        disrupt(node, disruption)
+    except BaseException:
+        load.stop()
+        raise
+    sent, failed = load.finish(disruption)
+    assert sent > 0.8 * RATE * SECONDS and failed == 0
+    wait_for("3 endpoints again", lambda: len(endpoint_ips(node)) == 3)
+
+
+def disrupt(node: ShoalProcess, disruption: str) -> None:
+    """One disruption, started 2 s into the load; returns when the app is back to 3 ready replicas."""
     time.sleep(2)
     victim = ready_pods(node)[0]
     if disruption == "podman kill":
@@ -203,10 +224,6 @@ def test_zero_failed_requests(node: ShoalProcess, web: dict[str, Any], disruptio
         apply(node, service("unrelated", selector="nothing"))
         time.sleep(2)
         node.kubectl("delete", "service", "unrelated")
-    time.sleep(2)
-    sent, failed = load.finish(disruption)
-    assert sent > 100 and failed == 0
-    wait_for("3 endpoints again", lambda: len(endpoint_ips(node)) == 3)
 
 
 def in_loader(node: ShoalProcess, script: str) -> str:
