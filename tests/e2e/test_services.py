@@ -321,3 +321,24 @@ def test_deleting_a_service_frees_its_ports_and_haproxy_stops_listening(node: Sh
     apply(node, again)  # the freed nodePort can be taken again
     assert get(node, "service", "gone-again")["spec"]["ports"][0]["nodePort"] == node_port
     node.kubectl("delete", "service", "gone-again")
+
+
+def test_a_udp_service_carries_datagrams_from_a_pod(node: ShoalProcess, web: dict[str, Any]) -> None:
+    """A selectorless UDP Service whose endpoint is the node's cluster DNS: a pod's query to the
+    Service's ClusterIP is DNATed by the proxy's nftables rules and answered."""
+    alias = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns-alias"},
+             "spec": {"ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}}
+    piece = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+             "metadata": {"name": "dns-alias-1", "labels": {"kubernetes.io/service-name": "dns-alias"}},
+             "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}],
+             "endpoints": [{"addresses": ["10.43.0.10"], "conditions": {"ready": True}}]}
+    apply(node, alias, piece)
+    try:
+        ip = get(node, "service", "dns-alias")["spec"]["clusterIP"]
+        def answer() -> str | None:
+            out = in_loader(node, f"nslookup web.default.svc.cluster.local {ip} 2>&1 || true")
+            return out if web["spec"]["clusterIP"] in out else None
+        wait_for("web's address through the UDP Service", answer, timeout=20)
+    finally:
+        node.kubectl("delete", "service", "dns-alias")
+        node.kubectl("delete", "endpointslice", "dns-alias-1")

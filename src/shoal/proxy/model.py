@@ -21,7 +21,9 @@ Contract and invariants
 4. Layer-7 (``http``) when the port's ``appProtocol`` is ``http`` or its name is ``http`` or
    starts with ``http-``; otherwise TCP.  ``sessionAffinity: ClientIP`` sticks a client
    address to an endpoint for ``timeoutSeconds``.
-5. UDP and SCTP ports are not carried by HAProxy: they are listed in ``warnings`` (the proxy
+5. UDP ports are carried by nftables DNAT (:mod:`shoal.proxy.udp`), not HAProxy: a
+   :class:`UdpRule` per port, from its ClusterIPs (and NodePort on the node's addresses other
+   than loopback) to the ready endpoints.  SCTP ports are listed in ``warnings`` (the proxy
    records an Event), never silently dropped.
 6. The backend set (names, modes, affinity) and the frontends are the *structure*: changing it
    needs an HAProxy reload.  Endpoints alone change through the runtime API.
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from shoal.kube.objects import Obj
 
 __all__ = ["SERVED_BY_LABEL", "SERVICE_NAME_LABEL", "Backend", "Endpoint", "Frontend", "ServiceModel",
-           "http_port", "service_model"]
+           "UdpRule", "http_port", "service_model"]
 
 #: Services the node serves itself (cluster DNS) carry this label with value ``node-dns``.
 SERVED_BY_LABEL = "shoal.dev/served-by"
@@ -74,10 +76,21 @@ class Frontend:
 
 
 @dataclass(frozen=True, slots=True)
+class UdpRule:
+    """Datagrams to any of ``binds`` go to one of ``endpoints`` (ready ones), chosen at random
+    per flow; no endpoint: none is written, and the kernel answers port-unreachable."""
+
+    name: str
+    binds: tuple[tuple[str, int], ...]
+    endpoints: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceModel:
     frontends: tuple[Frontend, ...] = ()
     backends: tuple[Backend, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    udp: tuple[UdpRule, ...] = ()
 
     @property
     def structure(self) -> tuple[object, ...]:
@@ -86,7 +99,8 @@ class ServiceModel:
     @property
     def addresses(self) -> frozenset[str]:
         """The ClusterIPs (and externalIPs) this Service's listeners bind."""
-        return frozenset(addr for f in self.frontends if f.name.startswith("ci.") for addr, _ in f.binds)
+        return frozenset([*(addr for f in self.frontends if f.name.startswith("ci.") for addr, _ in f.binds),
+                          *(addr for r in self.udp if r.name.startswith("ci.") for addr, _ in r.binds)])
 
 
 def http_port(port: Mapping[str, object]) -> bool:
@@ -99,6 +113,7 @@ def _key(port: Mapping[str, object]) -> str:
 
 
 def _endpoints(slices: Iterable[Obj], port: Mapping[str, object], node: str | None) -> tuple[Endpoint, ...]:
+    """The endpoints of ``port`` in ``slices`` (those on ``node`` only, unless it is None)."""
     name, protocol = port.get("name") or "", port.get("protocol") or "TCP"
     ready: set[Endpoint] = set()
     draining: set[Endpoint] = set()
@@ -151,6 +166,7 @@ def service_model(service: Obj, slices: Iterable[Obj], *, node_name: str,
     frontends: list[Frontend] = []
     backends: dict[str, Backend] = {}
     warnings: list[str] = []
+    udp: list[UdpRule] = []
 
     def backend(port: Mapping[str, object], local: bool, mode: str) -> str:
         name = f"{prefix}.{_key(port)}" + (".local" if local else "")
@@ -160,8 +176,11 @@ def service_model(service: Obj, slices: Iterable[Obj], *, node_name: str,
 
     for port in spec.get("ports") or []:
         protocol = port.get("protocol") or "TCP"
+        if protocol == "UDP":
+            udp += _udp_rules(prefix, ips, port, slices, spec, node_name, node_addresses)
+            continue
         if protocol != "TCP":
-            warnings.append(f"port {_key(port)} is {protocol}: the service proxy carries TCP only")
+            warnings.append(f"port {_key(port)} is {protocol}: the service proxy carries TCP and UDP only")
             continue
         mode = "http" if http_port(port) else "tcp"
         number = int(port.get("port") or 0)
@@ -172,4 +191,23 @@ def service_model(service: Obj, slices: Iterable[Obj], *, node_name: str,
             external = backend(port, spec.get("externalTrafficPolicy") == "Local", mode)
             binds = tuple((addr, node_port) for addr in dict.fromkeys(node_addresses))
             frontends.append(Frontend(f"np.{prefix}.{_key(port)}", mode, binds, external))
-    return ServiceModel(tuple(frontends), tuple(backends.values()), tuple(warnings))
+    return ServiceModel(tuple(frontends), tuple(backends.values()), tuple(warnings), tuple(udp))
+
+
+def _udp_rules(prefix: str, ips: list[str], port: Mapping[str, object], slices: list[Obj], spec: Obj,
+               node_name: str, node_addresses: Iterable[str]) -> list[UdpRule]:
+    def targets(local: bool) -> tuple[tuple[str, int], ...]:
+        return tuple((e.ip, e.port) for e in _endpoints(slices, port, node_name if local else None)
+                     if e.state == READY)
+
+    number = int(str(port.get("port") or 0))
+    rules = [UdpRule(f"ci.{prefix}.{_key(port)}", tuple((ip, number) for ip in ips),
+                     targets(spec.get("internalTrafficPolicy") == "Local"))]
+    node_port = port.get("nodePort")
+    if isinstance(node_port, int) and node_port and spec.get("type") in ("NodePort", "LoadBalancer"):
+        # Not on loopback: DNAT from 127.0.0.1 to a pod would need route_localnet.
+        binds = tuple((a, node_port) for a in dict.fromkeys(node_addresses) if not a.startswith("127."))
+        if binds:
+            rules.append(UdpRule(f"np.{prefix}.{_key(port)}", binds,
+                                 targets(spec.get("externalTrafficPolicy") == "Local")))
+    return rules

@@ -22,7 +22,9 @@ Contract and invariants
    before they stop a pod that is an endpoint ("drain before kill").
 5. Metrics (:mod:`shoal.proxy.metrics`) on ``config.metrics_address``, read from HAProxy at
    each scrape.
-6. Ports HAProxy cannot carry (UDP, SCTP) get a Warning Event on their Service, once per change.
+6. UDP ports go through nftables DNAT (:mod:`shoal.proxy.udp`), replaced whole after every
+   applied batch when they changed.  SCTP ports get a Warning Event on their Service, once
+   per change.
 7. If HAProxy exits, it is started again from the file, with a back-off; ``stop`` stops it.
 """
 
@@ -52,6 +54,7 @@ from shoal.proxy.haproxy_cfg import render, render_service
 from shoal.proxy.metrics import ProxyCollector
 from shoal.proxy.model import SERVICE_NAME_LABEL, ServiceModel, service_model
 from shoal.proxy.slots import SlotTable
+from shoal.proxy.udp import NftError, NftUdp
 
 __all__ = ["RENEW_SECONDS", "ServiceProxy"]
 
@@ -78,6 +81,7 @@ class ServiceProxy:
         self.addresses = addresses if addresses is not None else (
             LoopbackAddresses(str(config.run_dir), config.netns) if config.manage_addresses else None)
         self.events = EventRecorder(client, "service-proxy", config.node_name)
+        self.udp = NftUdp(str(config.run_dir), config.netns)
         self.services = Informer(client, resources.SERVICES)
         self.slices = Informer(client, resources.ENDPOINTSLICES)
         self.slices.add_index("service", self._slice_service)
@@ -164,7 +168,7 @@ class ServiceProxy:
                     commands += table.update(backend.endpoints)
             if new.warnings and new.warnings != old.warnings:
                 warn.append((key, new))
-            if new.frontends or new.backends:
+            if new.frontends or new.backends or new.udp:
                 self.models[key] = new
                 self._sections[key] = render_service(new.frontends, new.backends, self.slots)
             else:
@@ -210,6 +214,7 @@ class ServiceProxy:
                     log.error("service proxy: reload failed, retrying in %.0fs: %s", RETRY_SECONDS, again)
                     self._retry(keys)
                     return
+        await self._apply_udp()
         self.batches += 1
         if since is not None:
             self.metrics.sync_seconds.observe(time.monotonic() - since)
@@ -223,6 +228,14 @@ class ServiceProxy:
             if service is not None:
                 for message in model.warnings:
                     await self.events.record(service, WARNING, "UnsupportedProtocol", message)
+
+    async def _apply_udp(self) -> None:
+        """UDP ports through nftables (:mod:`shoal.proxy.udp`); a failure is logged and the
+        next change tries again (the table is replaced whole each time)."""
+        try:
+            await self.udp.apply([rule for model in self.models.values() for rule in model.udp])
+        except (NftError, OSError) as exc:
+            log.error("service proxy: UDP Service ports not applied: %s", exc)
 
     def _retry(self, keys: Iterable[str]) -> None:
         """Forget what ``keys`` were applied as, so the next pass recomputes them from scratch."""
@@ -257,6 +270,7 @@ class ServiceProxy:
             await self._sync_addresses(add_only=True)
             await self.haproxy.start(self.config_text())
             await self._sync_addresses(add_only=False)
+            await self._apply_udp()
             log.info("service proxy: HAProxy serving %d Services", len(self.models))
             await self._warn(warn)
             group.create_task(self._ack_loop(stop), name="proxy-ack")
@@ -268,6 +282,10 @@ class ServiceProxy:
                     await asyncio.to_thread(self._metrics_server.shutdown)
                     self._metrics_server.server_close()
                 await self.haproxy.stop()
+                try:
+                    await self.udp.clear()
+                except (NftError, OSError) as exc:
+                    log.error("service proxy: could not remove its UDP rules: %s", exc)
                 if self.addresses is not None:
                     await asyncio.to_thread(self.addresses.sync, ())
 

@@ -229,7 +229,75 @@ async def test_reload_for_a_new_service_drops_no_request_and_deletion_stops_list
             backends.close()
 
 
-async def test_client_ip_affinity_sticks_and_udp_ports_get_an_event(tmp_path: Path, netns: str) -> None:
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5353))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(sys.argv[1].encode(), peer)
+"""
+UDP_CLIENT = """
+import collections, socket, sys
+seen = collections.Counter()
+for _ in range(int(sys.argv[3])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1)
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+    try:
+        seen[s.recvfrom(100)[0].decode()] += 1
+    except OSError as exc:
+        seen[type(exc).__name__] += 1
+    s.close()
+print(dict(seen))
+"""
+
+
+def start_udp_echoes(netns: str, ips: list[str]) -> list[subprocess.Popen[bytes]]:
+    """UDP servers answering their own address, on port 5353."""
+    return [subprocess.Popen(in_ns(netns, sys.executable, "-c", UDP_ECHO, ip)) for ip in ips]
+
+
+async def udp_answers(netns: str, ip: str, port: int, count: int = 20) -> dict[str, int]:
+    out = await asyncio.to_thread(subprocess.run, in_ns(netns, sys.executable, "-c", UDP_CLIENT, ip, str(port),
+                                                        str(count)), capture_output=True, text=True, timeout=60)
+    answers: dict[str, int] = json.loads(out.stdout.replace("'", '"'))
+    return answers
+
+
+async def test_udp_ports_are_dnat_to_ready_endpoints(tmp_path: Path, netns: str) -> None:
+    echoes = start_udp_echoes(netns, ["127.0.0.11", "127.0.0.12"])
+    async with ApiHarness(tmp_path / "api") as api:
+        client = await api.client()
+        try:
+            udp = service("dns", port=53, port_name="dns")
+            udp["spec"]["ports"][0]["protocol"] = "UDP"
+            svc = await client.create(resources.SERVICES, udp, "default")
+            ip = svc["spec"]["clusterIP"]
+            piece = endpoint_slice("dns", [("127.0.0.11", READY), ("127.0.0.12", READY)], port=5353, port_name="dns")
+            piece["ports"][0]["protocol"] = "UDP"
+            await client.create(resources.ENDPOINTSLICES, piece, "default")
+            async with running_proxy(client, netns, tmp_path / "proxy") as proxy:
+                await eventually(lambda: proxy.udp._applied, what="the UDP rules")
+                await eventually(lambda: udp_answers(netns, ip, 53, 1), what="an answer")  # echoes started
+                answers = await udp_answers(netns, ip, 53)
+                assert set(answers) == {"127.0.0.11", "127.0.0.12"}, answers
+                piece["endpoints"][1]["conditions"] = TERMINATING
+                await client.update(resources.ENDPOINTSLICES, {**piece, "metadata": {
+                    **piece["metadata"], "namespace": "default"}})
+                await eventually(lambda: "127.0.0.12" not in (proxy.udp._applied or ""), what="the nft update")
+                assert await udp_answers(netns, ip, 53, 10) == {"127.0.0.11": 10}
+                assert proxy.haproxy.reloads == 0, "UDP changes never reload HAProxy"
+            tables = (await asyncio.to_thread(subprocess.run, in_ns(netns, "nft", "list", "tables"),
+                                              capture_output=True, text=True)).stdout
+            assert proxy.udp.table not in tables, "the proxy's table is gone after it stopped"
+        finally:
+            for echo in echoes:
+                echo.kill()
+                echo.wait(5)
+
+
+async def test_client_ip_affinity_sticks_and_sctp_ports_get_an_event(tmp_path: Path, netns: str) -> None:
     backends = Backends(netns)
     async with ApiHarness(tmp_path / "api") as api:
         client = await api.client()
@@ -239,18 +307,18 @@ async def test_client_ip_affinity_sticks_and_udp_ports_get_an_event(tmp_path: Pa
             sticky = await client.create(resources.SERVICES, service("sticky", sessionAffinity="ClientIP"), "default")
             await client.create(resources.ENDPOINTSLICES, endpoint_slice(
                 "sticky", [(f"127.0.0.1{i}", READY) for i in (1, 2, 3)]), "default")
-            udp = service("udp", port_name="dns")
-            udp["spec"]["ports"][0]["protocol"] = "UDP"
-            await client.create(resources.SERVICES, udp, "default")
+            sctp = service("sctp", port_name="sig")
+            sctp["spec"]["ports"][0]["protocol"] = "SCTP"
+            await client.create(resources.SERVICES, sctp, "default")
             async with running_proxy(client, netns, tmp_path / "proxy"):
                 answers = [(await curl(netns, f"http://{sticky['spec']['clusterIP']}/"))[1] for _ in range(6)]
                 assert len(set(answers)) == 1 and answers[0] in {"b1", "b2", "b3"}, answers
 
                 async def event() -> list[dict[str, Any]]:
                     found = await client.list(resources.EVENTS, "default")
-                    return [e for e in found["items"] if e["involvedObject"]["name"] == "udp"]
-                (warning,) = await eventually(event, what="a Warning Event about the UDP port")
+                    return [e for e in found["items"] if e["involvedObject"]["name"] == "sctp"]
+                (warning,) = await eventually(event, what="a Warning Event about the SCTP port")
                 assert warning["type"] == "Warning" and warning["reason"] == "UnsupportedProtocol"
-                assert "UDP" in warning["message"]
+                assert "SCTP" in warning["message"]
         finally:
             backends.close()

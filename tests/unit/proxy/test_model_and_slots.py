@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from shoal.proxy.haproxy_cfg import render, render_service
-from shoal.proxy.model import DRAIN, READY, Endpoint, service_model
+from shoal.proxy.model import DRAIN, READY, Endpoint, UdpRule, service_model
 from shoal.proxy.slots import SlotTable
+from shoal.proxy.udp import render as render_udp
 
 READY_C = {"ready": True, "serving": True, "terminating": False}
 TERM_C = {"ready": False, "serving": True, "terminating": True}
@@ -53,14 +54,27 @@ def test_nodeport_local_policy_uses_only_this_nodes_endpoints() -> None:
     assert node_port.binds == (("192.0.2.1", 30080), ("127.0.0.1", 30080)) and node_port.mode == "tcp"
 
 
-def test_headless_externalname_dns_and_udp_are_not_carried() -> None:
+def test_headless_externalname_dns_and_sctp_are_not_carried_udp_is_dnat() -> None:
     assert model(svc(clusterIP="None", clusterIPs=["None"])).frontends == ()
     assert model(svc(type="ExternalName", externalName="x.example")).frontends == ()
     dns = svc()
     dns["metadata"]["labels"] = {"shoal.dev/served-by": "node-dns"}
     assert model(dns).frontends == ()
-    m = model(svc(ports=[{"name": "dns", "port": 53, "protocol": "UDP"}]))
-    assert m.frontends == () and "UDP" in m.warnings[0]
+    m = model(svc(ports=[{"name": "sig", "port": 9, "protocol": "SCTP"}]))
+    assert m.frontends == () and "SCTP" in m.warnings[0]
+    udp_ports = [{"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}]
+    udp_slice = eps(("10.42.0.1", READY_C, "n1"), ("10.42.0.2", TERM_C, "n1"), port=5353, name="dns")
+    udp_slice["ports"][0]["protocol"] = "UDP"
+    m = model(svc(type="NodePort", ports=udp_ports), udp_slice)
+    assert m.frontends == () and m.backends == () and not m.warnings
+    assert [(r.name, r.binds, r.endpoints) for r in m.udp] == [
+        ("ci.ns.web.dns", (("10.43.0.9", 53),), (("10.42.0.1", 5353),)),
+        ("np.ns.web.dns", (("192.0.2.1", 30053),), (("10.42.0.1", 5353),))], "no loopback NodePort for UDP"
+    assert m.addresses == {"10.43.0.9"}
+    text = render_udp("shoal_udp_x", m.udp)
+    assert "ip daddr 10.43.0.9 udp dport 53 dnat ip to numgen random mod 1 map { 0 : 10.42.0.1 . 5353 }" in text
+    assert text.startswith("table ip shoal_udp_x\nflush table ip shoal_udp_x\n")
+    assert "dnat ip to" not in render_udp("t", [UdpRule("ci.a", (("10.43.0.2", 53),), ())])
 
 
 def test_affinity_and_structure() -> None:
