@@ -57,9 +57,9 @@ from shoal.api.authn import Authenticator, TokenAuthentication, UnionAuthenticat
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
 from shoal.client.rest import ApiClient
+from shoal.client.systemservices import kube_dns_service
 from shoal.controllers.system_namespaces import SYSTEM_NAMESPACES
 from shoal.kube import errors
-from shoal.proxy.dns_service import kube_dns_service
 from shoal.resources.kinds import build_registry
 from shoal.security.encryption import SecretBox
 from shoal.security.kubeconfig import write_kubeconfig

@@ -26,6 +26,9 @@ endpoints list the leading server only; with several servers the next leader wri
 address within one term.  On the all-in-one the API listens on 127.0.0.1, and loopback
 endpoints are accepted by validation (:mod:`shoal.resources.kinds.endpoints`).
 
+It also keeps ``kube-system/kube-dns`` (:mod:`shoal.client.systemservices`) existing: created again
+whenever it is deleted, its own key :data:`~shoal.client.systemservices.KUBE_DNS_KEY`.
+
 Level-triggered: one key, :data:`KEY`; changes of the three objects enqueue it, and every pass
 ends with a resync :class:`~shoal.client.controller.RequeueAfter` (kube-apiserver: 10 s).  A pass
 with nothing to change writes nothing.
@@ -46,6 +49,7 @@ from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.errors import AlreadyExistsError, NotFoundError
 from shoal.client.informer import EventHandler, InformerFactory, object_key
 from shoal.client.rest import ApiClient
+from shoal.client.systemservices import KUBE_DNS_KEY, kube_dns_service
 from shoal.controllers import slicing
 from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
@@ -109,10 +113,11 @@ class KubernetesServiceController(Controller):
             on_add=self._on_slice, on_update=lambda _old, new: self._on_slice(new), on_delete=self._on_slice))
         self.informers += [self.services, self.endpoints, self.slices]
         self.enqueue(KEY)
+        self.enqueue(KUBE_DNS_KEY)
 
     def _on_object(self, obj: Obj) -> None:
-        if object_key(obj) == KEY:
-            self.enqueue(KEY)
+        if object_key(obj) in (KEY, KUBE_DNS_KEY):
+            self.enqueue(object_key(obj))
 
     def _on_slice(self, slice_: Obj) -> None:
         if (_meta(slice_).get("namespace") == NAMESPACE
@@ -120,6 +125,9 @@ class KubernetesServiceController(Controller):
             self.enqueue(KEY)
 
     async def reconcile(self, key: str) -> None:
+        if key == KUBE_DNS_KEY:
+            await self._kube_dns()
+            return
         if key != KEY:
             return
         if self._address is None:
@@ -129,6 +137,19 @@ class KubernetesServiceController(Controller):
         await self._endpoints(ip, port)
         await self._slices(ip, port)
         raise RequeueAfter(self.resync, "periodic check")
+
+    async def _kube_dns(self) -> None:
+        """``kube-system/kube-dns`` exists (every pod's resolv.conf names its address)."""
+        if self.services.get(KUBE_DNS_KEY) is not None:
+            return
+        try:
+            await self.client.create(resources.SERVICES, kube_dns_service())
+        except AlreadyExistsError:
+            return
+        except NotFoundError:
+            return  # kube-system itself is missing: the system-namespaces controller brings it back
+        self.writes += 1
+        log.info("kubernetes-service: created %s again", KUBE_DNS_KEY)
 
     async def _service(self, port: int) -> None:
         desired_ports = [{"name": PORT_NAME, "port": SERVICE_PORT, "protocol": "TCP", "targetPort": port}]

@@ -37,11 +37,11 @@ from pathlib import Path
 from shoal.client import resources
 from shoal.client.informer import Informer, InformerFactory, wait_for_sync
 from shoal.client.rest import ApiClient
+from shoal.client.systemservices import CLUSTER_DNS_IP, SERVED_BY_LABEL, kube_dns_service
 from shoal.kube.objects import Obj
 from shoal.proxy import dns_netns
 from shoal.proxy.dns_records import SERVICE_NAME_LABEL, ClusterRecords
 from shoal.proxy.dns_server import DnsServer, Upstream
-from shoal.proxy.dns_service import CLUSTER_DNS_IP, SERVED_BY_LABEL, kube_dns_service
 
 __all__ = ["BIND_RETRY", "CLUSTER_DNS_IP", "SERVED_BY_LABEL", "ClusterDns", "DnsConfig", "InformerCaches",
            "kube_dns_service", "node_upstreams", "parse_listen"]

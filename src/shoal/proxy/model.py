@@ -34,13 +34,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from shoal.client.systemservices import SERVED_BY_LABEL
 from shoal.kube.objects import Obj
 
 __all__ = ["SERVED_BY_LABEL", "SERVICE_NAME_LABEL", "Backend", "Endpoint", "Frontend", "ServiceModel",
            "UdpRule", "http_port", "service_model"]
 
-#: Services the node serves itself (cluster DNS) carry this label with value ``node-dns``.
-SERVED_BY_LABEL = "shoal.dev/served-by"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 READY, DRAIN = "ready", "drain"

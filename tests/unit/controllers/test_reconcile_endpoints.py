@@ -13,6 +13,7 @@ import pytest
 
 from shoal.client import resources
 from shoal.client.errors import NotFoundError
+from shoal.client.systemservices import KUBE_DNS_KEY
 from shoal.controllers.endpoints import EndpointsController
 from shoal.controllers.kubernetes_service import CLUSTER_IP, KEY, KubernetesServiceController, api_address
 from shoal.controllers.podendpoints import TRIGGER_TIME_ANNOTATION
@@ -148,3 +149,23 @@ async def test_the_kubernetes_service_points_at_the_api_server(rig: Rig, harness
         await rig.reconcile(controller, KEY)
         assert (await rig.client.get(resources.ENDPOINTS, "kubernetes", NS))["subsets"] == found["subsets"]
         assert (await rig.client.get(resources.ENDPOINTSLICES, "kubernetes", NS))["endpoints"] == slice_["endpoints"]
+
+
+async def test_kube_dns_is_created_again_when_deleted(rig: Rig, harness: ApiHarness) -> None:
+    """Every pod's resolv.conf names kube-dns's address: a deleted kube-dns Service comes back
+    with the same ClusterIP, and an existing one is left alone."""
+    controller = KubernetesServiceController(rig.client, rig.informers, clock=rig.clock)
+    async with rig.running(controller):
+        await rig.reconcile(controller, KUBE_DNS_KEY)
+        first = await rig.client.get(resources.SERVICES, "kube-dns", "kube-system")
+        assert first["spec"]["clusterIP"] == "10.43.0.10"
+        assert first["metadata"]["labels"]["shoal.dev/served-by"] == "node-dns"
+        await rig.settle()
+        revision = await harness.revision()
+        await rig.reconcile(controller, KUBE_DNS_KEY)
+        assert await harness.revision() == revision, "it exists: nothing written"
+        await rig.client.delete(resources.SERVICES, "kube-dns", "kube-system")
+        await rig.settle()
+        await rig.reconcile(controller, KUBE_DNS_KEY)
+        again = await rig.client.get(resources.SERVICES, "kube-dns", "kube-system")
+        assert again["metadata"]["uid"] != first["metadata"]["uid"] and again["spec"]["clusterIP"] == "10.43.0.10"

@@ -1,17 +1,20 @@
 """The ``kube-system/kube-dns`` Service: the address every node's cluster DNS serves.
 
-Kept apart from :mod:`shoal.proxy.dns` (and free of its imports) so that ``shoal server`` can
-create the Service at start without loading the DNS server.
+Shared by the three that need it, each on its own floor: ``shoal server`` creates it at start,
+the ``kubernetes-service`` controller creates it again whenever it is deleted
+(:mod:`shoal.controllers.kubernetes_service`), and the node's DNS (:mod:`shoal.proxy.dns`)
+listens on its ClusterIP; the service proxy skips it (label :data:`SERVED_BY_LABEL`).
 """
 
 from __future__ import annotations
 
 from shoal.kube.objects import Obj
 
-__all__ = ["CLUSTER_DNS_IP", "SERVED_BY_LABEL", "kube_dns_service"]
+__all__ = ["CLUSTER_DNS_IP", "KUBE_DNS_KEY", "SERVED_BY_LABEL", "kube_dns_service"]
 
 CLUSTER_DNS_IP = "10.43.0.10"
 SERVED_BY_LABEL = "shoal.dev/served-by"
+KUBE_DNS_KEY = "kube-system/kube-dns"
 
 
 def kube_dns_service() -> Obj:
