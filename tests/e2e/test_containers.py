@@ -7,29 +7,19 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.server import ShoalProcess
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 
 DEMO = "localhost/shoal-demo:1"
 DEMO2 = "localhost/shoal-demo:2"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def podman(*args: str) -> str:

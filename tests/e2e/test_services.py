@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.support.server import ShoalProcess
+from tests.support.wait import wait_for as support_wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +33,8 @@ RATE, SECONDS = 50.0, 20.0
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """:func:`tests.support.wait.wait_for`, polling every 0.2 s."""
+    return support_wait_for(what, check, timeout, every)
 
 
 def podman(*args: str, check: bool = True) -> str:

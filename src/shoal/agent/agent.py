@@ -95,6 +95,8 @@ class NodeAgent:
         self._event_writer: asyncio.Task[None] | None = None
         self.pods = Informer(client, resources.PODS, field_selector=f"spec.nodeName={node_name}")
         self.endpoint_drain = EndpointDrain(client)
+        #: Every Service, for the pods' Service variables (kubelet's service lister).
+        self.services = Informer(client, resources.SERVICES)
         self.pods.add_index("uid", lambda pod: [objects.uid(pod)])
         self.workers = PodWorkers(self._sync, self.clock,
                                   expected=(VolumeError, RuntimeDriverError, ApiClientError))
@@ -110,7 +112,8 @@ class NodeAgent:
         self.syncer = PodSyncer(client=client, driver=driver, clock=self.clock, probes=self.probes,
                                 volumes=self.volumes, starter=starter, record=self._record, lookup=self.pod,
                                 node_ip=node_ip, crash_backoff=Backoff(backoff_initial, backoff_max, self.clock),
-                                resync_interval=config.resync_interval, drain=self._drain)
+                                resync_interval=config.resync_interval, drain=self._drain,
+                                services=self.services.list)
         self._last_relist: dict[str, frozenset[tuple[str, str]]] = {}
         #: Set once pods are being synced (the node is registered and the pod cache is filled).
         self.started = asyncio.Event()
@@ -198,7 +201,8 @@ class NodeAgent:
                     on_add=self._on_pod, on_update=self._on_pod_update, on_delete=self._on_pod))
                 group.create_task(self.pods.run(stop), name="pod-informer")
                 group.create_task(self.endpoint_drain.run(stop), name="endpoint-drain")
-                if not await wait_for_sync([self.pods], stop):
+                group.create_task(self.services.run(stop), name="service-informer")
+                if not await wait_for_sync([self.pods, self.services], stop):
                     return
                 await self._adopt()
                 self.started.set()

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from shoal.client import proxystatus, resources
 from shoal.client.informer import EventHandler, Informer, wait_for_sync
 from shoal.client.rest import ApiClient
+from shoal.kube import objects
 from shoal.kube.objects import Obj
 
 __all__ = ["MAX_DRAIN", "EndpointDrain", "pending_slices"]
@@ -48,7 +49,7 @@ def pending_slices(slices: list[Obj], uid: str) -> tuple[bool, int]:
     among the slices that list it or listed it (all given slices are ones that did)."""
     ready, revision = False, 0
     for piece in slices:
-        revision = max(revision, int((piece.get("metadata") or {}).get("resourceVersion") or 0))
+        revision = max(revision, objects.revision(piece))
         for endpoint in piece.get("endpoints") or []:
             if _uid_of(endpoint) == uid and (endpoint.get("conditions") or {}).get("ready") is not False:
                 ready = True

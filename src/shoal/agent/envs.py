@@ -55,16 +55,21 @@ class SourceCache:
     """ConfigMaps and Secrets of one namespace, each read from the API at most once, and the
     Services a pod's environment names (listed once, when a container first needs them).
 
-    Make a new one per pod sync so that changes are picked up by the next sync.  ``objects``
+    Make a new one per pod sync so that changes are picked up by the next sync.  With
+    ``services`` (a namespace → its Services lister over the agent's informer) Services come from
+    that cache; otherwise they are listed from the API.  ``objects``
     preloads ConfigMaps/Secrets/Services (by their ``kind``; Services of any namespace); with
     ``client=None`` nothing else exists (a static source, for nodes without an API connection
     and for tests)."""
 
-    def __init__(self, client: ApiClient | None, namespace: str, *, objects: Iterable[Obj] = ()) -> None:
+    def __init__(self, client: ApiClient | None, namespace: str, *, objects: Iterable[Obj] = (),
+                 services: Callable[[str], list[Obj]] | None = None) -> None:
         self.client = client
         self.namespace = namespace
         self._cache: dict[tuple[str, str], Obj | None] = {}
         self._services: list[Obj] | None = None
+        #: The Services of a namespace from a local cache (the agent's informer): no API request.
+        self._lister = services
         plurals = {"ConfigMap": resources.CONFIGMAPS.plural, "Secret": resources.SECRETS.plural}
         for obj in objects:
             if obj.get("kind") == "Service":
@@ -78,8 +83,16 @@ class SourceCache:
     async def services(self, *, same_namespace: bool) -> list[Obj]:
         """The Services of this namespace (when ``same_namespace``) and the master Services of
         ``default``."""
+        if self._services is None and self._lister is not None:
+            found = list(self._lister(self.namespace)) if same_namespace else []
+            if self.namespace != "default" or not same_namespace:
+                found += [svc for svc in self._lister("default")
+                          if (svc.get("metadata") or {}).get("name") in MASTER_SERVICES]
+            if not same_namespace:
+                return found
+            self._services = found
         if self._services is None:
-            found: list[Obj] = []
+            found = []
             if self.client is not None:
                 if same_namespace:
                     found += (await self.client.list(resources.SERVICES, self.namespace)).get("items") or []

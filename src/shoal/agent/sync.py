@@ -81,7 +81,8 @@ class PodSyncer:
                  volumes: VolumeManager, starter: ct.ContainerStarter, record: ct.Recorder,
                  lookup: Callable[[str], Obj | None], node_ip: str, crash_backoff: Backoff,
                  resync_interval: float = 30.0,
-                 drain: Callable[[str], Awaitable[object]] | None = None) -> None:
+                 drain: Callable[[str], Awaitable[object]] | None = None,
+                 services: Callable[[str], list[Obj]] | None = None) -> None:
         self.client = client
         self.driver = driver
         self.clock = clock
@@ -95,6 +96,8 @@ class PodSyncer:
         self.resync_interval = resync_interval
         #: Drain before kill (agent/drain.py): awaited before a deleted pod's containers stop.
         self.drain = drain
+        #: The Services of a namespace, from the agent's informer (pods' Service variables).
+        self.services = services
         self.runtime_name = driver.name
         #: uid -> (resourceVersion the write was based on, status written)
         self._written: dict[str, tuple[str, Obj]] = {}
@@ -139,7 +142,7 @@ class PodSyncer:
 
     async def _sync_live(self, pod: Obj, runtime: ct.RuntimePod) -> SyncResult:
         uid, spec = str(objects.meta(pod).get("uid")), pod.get("spec") or {}
-        sources = SourceCache(self.client, str(objects.meta(pod).get("namespace")))
+        sources = SourceCache(self.client, str(objects.meta(pod).get("namespace")), services=self.services)
         waits: dict[str, Waiting] = {}
         wake = [self.resync_interval]
         sandbox = runtime.sandbox()

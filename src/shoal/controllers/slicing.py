@@ -37,7 +37,7 @@ from typing import Any
 from shoal.client import resources
 from shoal.controllers import conditions, ownership
 from shoal.controllers import podendpoints as pe
-from shoal.kube.objects import Obj
+from shoal.kube.objects import SERVICE_NAME_LABEL, Obj
 from shoal.kube.objects import meta as _meta
 from shoal.kube.objects import spec as _spec
 
@@ -45,7 +45,6 @@ __all__ = ["ADDRESS_TYPE", "CONTROLLER_NAME", "MANAGED_BY_LABEL", "MAX_ENDPOINTS
            "SERVICE_NAME_LABEL", "ZONE_LABEL", "Desired", "Plan", "desired_endpoints", "endpoint_key",
            "plan", "port_key", "slice_labels"]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 ZONE_LABEL = "topology.kubernetes.io/zone"

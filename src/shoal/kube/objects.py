@@ -16,8 +16,12 @@ Invariants of the accessors:
 
 from typing import Any, TypedDict, cast
 
-__all__ = ["Obj", "ObjectMeta", "OwnerReference", "annotations", "controller_of", "deleting", "ensure", "labels",
-           "meta", "name", "namespace", "owner_references", "spec", "status", "typed_meta", "uid"]
+__all__ = ["SERVICE_NAME_LABEL", "Obj", "ObjectMeta", "OwnerReference", "annotations", "controller_of", "deleting",
+           "ensure", "labels", "meta", "name", "namespace", "owner_references", "revision", "slice_service_key",
+           "spec", "status", "typed_meta", "uid"]
+
+#: The label an EndpointSlice names its Service with (discovery.k8s.io/v1).
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 Obj = dict[str, Any]
 
@@ -106,6 +110,22 @@ def labels(obj: Obj | None) -> dict[str, str]:
 
 def annotations(obj: Obj | None) -> dict[str, str]:
     return _string_map(obj, "annotations")
+
+
+def revision(obj: Obj | None) -> int:
+    """``metadata.resourceVersion`` as the number it is (the store's global revision, so it
+    orders writes across objects); 0 when absent or not a number."""
+    try:
+        return int(str(meta(obj).get("resourceVersion") or 0))
+    except ValueError:
+        return 0
+
+
+def slice_service_key(obj: Obj | None) -> list[str]:
+    """``["namespace/service"]`` of the Service an EndpointSlice belongs to (its
+    :data:`SERVICE_NAME_LABEL`), ``[]`` without one: an informer index function."""
+    service, ns = labels(obj).get(SERVICE_NAME_LABEL), namespace(obj)
+    return [f"{ns}/{service}"] if service and ns else []
 
 
 def deleting(obj: Obj | None) -> bool:

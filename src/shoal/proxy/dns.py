@@ -38,9 +38,9 @@ from shoal.client import resources
 from shoal.client.informer import Informer, InformerFactory, wait_for_sync
 from shoal.client.rest import ApiClient
 from shoal.client.systemservices import CLUSTER_DNS_IP, SERVED_BY_LABEL, kube_dns_service
-from shoal.kube.objects import Obj
+from shoal.kube.objects import Obj, slice_service_key
 from shoal.proxy import dns_netns
-from shoal.proxy.dns_records import SERVICE_NAME_LABEL, ClusterRecords
+from shoal.proxy.dns_records import ClusterRecords
 from shoal.proxy.dns_server import DnsServer, Upstream
 
 __all__ = ["BIND_RETRY", "CLUSTER_DNS_IP", "SERVED_BY_LABEL", "ClusterDns", "DnsConfig", "InformerCaches",
@@ -104,12 +104,6 @@ def node_upstreams(resolv_conf: Path, exclude: Iterable[str]) -> list[Upstream]:
     return found
 
 
-def _service_of(endpoint_slice: Obj) -> list[str]:
-    meta = endpoint_slice.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return [f"{meta.get('namespace')}/{name}"] if name else []
-
-
 def _pod_ips(pod: Obj) -> list[str]:
     status = pod.get("status") or {}
     ips = {str(entry.get("ip")) for entry in status.get("podIPs") or [] if entry.get("ip")}
@@ -123,7 +117,7 @@ class InformerCaches:
 
     def __init__(self, services: Informer, slices: Informer, pods: Informer) -> None:
         self.services, self.endpoint_slices, self.pods = services, slices, pods
-        slices.add_index("service", _service_of)
+        slices.add_index("service", slice_service_key)
         pods.add_index("ip", _pod_ips)
         services.add_index("namespace", lambda svc: [str((svc.get("metadata") or {}).get("namespace"))])
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import ipaddress
 import os
 import socket
 import threading
@@ -91,34 +90,22 @@ def _is_local(host: str) -> bool:
 def _add_to_loopback(host: str) -> bool:
     """Add ``host``/32 (or /128) to ``lo``; False when it was there already."""
     from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
 
-    address = ipaddress.ip_address(host)
+    from shoal.proxy.addresses import add_to_loopback
+
     with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname="lo")[0]
-        try:
-            ipr.addr("add", index=index, address=str(address), prefixlen=address.max_prefixlen)
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return False
-            raise
-    return True
+        return add_to_loopback(ipr, host)
 
 
 def remove_address(host: str, netns: str | None = None) -> None:
     """Take ``host`` off ``lo`` again (gone already is fine)."""
     def remove() -> None:
         from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
 
-        address = ipaddress.ip_address(host)
+        from shoal.proxy.addresses import remove_from_loopback
+
         with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname="lo")[0]
-            try:
-                ipr.addr("del", index=index, address=str(address), prefixlen=address.max_prefixlen)
-            except NetlinkError as exc:
-                if exc.code not in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
-                    raise
+            remove_from_loopback(ipr, host)
 
     in_netns(netns, remove)
 

@@ -38,14 +38,13 @@ from typing import Protocol
 
 from shoal.kube.objects import Obj
 
-__all__ = ["NOERROR", "NXDOMAIN", "SERVICE_NAME_LABEL", "TTL", "Caches", "ClusterRecords", "Lookup", "Record",
+__all__ = ["NOERROR", "NXDOMAIN", "TTL", "Caches", "ClusterRecords", "Lookup", "Record",
            "is_ready_endpoint"]
 
 NOERROR = 0
 NXDOMAIN = 3
 #: Seconds every answer may be cached (CoreDNS' kubernetes plugin: 5).
 TTL = 5
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 @dataclass(frozen=True, slots=True)

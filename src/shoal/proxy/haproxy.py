@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from shoal.kube.files import atomic_write
+from shoal.proxy.addresses import netns_command
 
 __all__ = ["SUCCESS_PREFIXES", "HAProxy", "HAProxyError"]
 
@@ -91,10 +92,7 @@ class HAProxy:
         self.reloads = 0
 
     def _argv(self, *args: str) -> list[str]:
-        argv = [self.binary, *args]
-        if self.netns:
-            argv = ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv]
-        return argv
+        return netns_command(self.netns, [self.binary, *args])
 
     async def check(self, text: str) -> None:
         """Validate ``text`` as a configuration (invariant 2) without running it."""

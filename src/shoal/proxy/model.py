@@ -37,10 +37,9 @@ from dataclasses import dataclass, field
 from shoal.client.systemservices import SERVED_BY_LABEL
 from shoal.kube.objects import Obj
 
-__all__ = ["SERVED_BY_LABEL", "SERVICE_NAME_LABEL", "Backend", "Endpoint", "Frontend", "ServiceModel",
+__all__ = ["SERVED_BY_LABEL", "Backend", "Endpoint", "Frontend", "ServiceModel",
            "UdpRule", "http_port", "service_model"]
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 READY, DRAIN = "ready", "drain"
 

@@ -45,14 +45,14 @@ from shoal.client.events import WARNING, EventRecorder
 from shoal.client.informer import EventHandler, Informer, object_key, wait_for_sync
 from shoal.client.rest import ApiClient
 from shoal.kube.files import atomic_write
-from shoal.kube.objects import Obj
+from shoal.kube.objects import Obj, revision, slice_service_key
 from shoal.kube.times import format_micro
 from shoal.proxy.addresses import LoopbackAddresses
 from shoal.proxy.config import ProxyConfig
 from shoal.proxy.haproxy import HAProxy, HAProxyError
 from shoal.proxy.haproxy_cfg import render, render_service
 from shoal.proxy.metrics import ProxyCollector
-from shoal.proxy.model import SERVICE_NAME_LABEL, ServiceModel, service_model
+from shoal.proxy.model import ServiceModel, service_model
 from shoal.proxy.slots import SlotTable
 from shoal.proxy.udp import NftError, NftUdp
 
@@ -63,13 +63,6 @@ log = logging.getLogger(__name__)
 RENEW_SECONDS = 10.0
 RETRY_SECONDS = 5.0
 LEASE_SECONDS = 30
-
-
-def _rv(obj: Obj) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
 
 
 class ServiceProxy:
@@ -84,7 +77,7 @@ class ServiceProxy:
         self.udp = NftUdp(str(config.run_dir), config.netns)
         self.services = Informer(client, resources.SERVICES)
         self.slices = Informer(client, resources.ENDPOINTSLICES)
-        self.slices.add_index("service", self._slice_service)
+        self.slices.add_index("service", slice_service_key)
         self.services.add_event_handler(EventHandler(
             on_add=self._on_service, on_update=lambda _o, n: self._on_service(n), on_delete=self._on_service))
         self.slices.add_event_handler(EventHandler(
@@ -109,18 +102,12 @@ class ServiceProxy:
         #: Where /metrics is served (host, port), once running.
         self.metrics_bound: tuple[str, int] | None = None
 
-    @staticmethod
-    def _slice_service(piece: Obj) -> list[str]:
-        meta = piece.get("metadata") or {}
-        name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-        return [f"{meta.get('namespace')}/{name}"] if name else []
-
     def _on_service(self, service: Obj) -> None:
         self._mark(object_key(service))
 
     def _on_slice(self, piece: Obj) -> None:
-        self._seen_revision = max(self._seen_revision, _rv(piece))
-        for key in self._slice_service(piece):
+        self._seen_revision = max(self._seen_revision, revision(piece))
+        for key in slice_service_key(piece):
             self._mark(key)
 
     def _mark(self, key: str) -> None:

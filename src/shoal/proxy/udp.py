@@ -31,6 +31,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterable
 
+from shoal.proxy.addresses import netns_command
 from shoal.proxy.model import UdpRule
 
 __all__ = ["NftError", "NftUdp", "render", "table_name"]
@@ -69,9 +70,7 @@ class NftUdp:
         self._applied: str | None = None
 
     async def _nft(self, *args: str, script: str | None = None) -> None:
-        argv = [self.binary, *args]
-        if self.netns:
-            argv = ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv]
+        argv = netns_command(self.netns, [self.binary, *args])
         proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE,
                                                     stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT)

@@ -103,7 +103,7 @@ async def running_proxy(client: ApiClient, netns: str, run_dir: Path) -> AsyncIt
 async def _started(proxy: ServiceProxy, task: asyncio.Task[None]) -> bool:
     if task.done():
         task.result()
-    return proxy.haproxy.admin_socket.exists() and proxy.batches >= 0 and proxy.haproxy._pid is not None
+    return proxy.haproxy.admin_socket.exists() and proxy.haproxy._pid is not None
 
 
 def service(name: str, *, port: int = 80, port_name: str = "http", **spec: Any) -> dict[str, Any]:
