@@ -57,7 +57,7 @@ from shoal.api.authn import Authenticator, TokenAuthentication, UnionAuthenticat
 from shoal.api.storage import ObjectStorage
 from shoal.api.writes import WriteContext
 from shoal.client.rest import ApiClient
-from shoal.client.systemservices import kube_dns_service
+from shoal.client.systemservices import kube_dns_service, kubernetes_service
 from shoal.controllers.system_namespaces import SYSTEM_NAMESPACES
 from shoal.kube import errors
 from shoal.resources.kinds import build_registry
@@ -196,49 +196,33 @@ class Server:
                 *components.node_components(node, connect)]
 
     async def _bootstrap(self, api: ApiServer) -> None:
-        kind = api.registry.lookup("", "v1", "namespaces")
-        assert kind is not None
         ctx = WriteContext(user=APISERVER, field_manager="shoal-apiserver")
         for name in BOOTSTRAP_NAMESPACES:
-            try:
-                await api.storage.get(kind, "", name)
-                continue  # exists: no write (the disk may be full)
-            except errors.ApiError as exc:
-                if exc.code != 404:
-                    raise
-            try:
-                await api.handlers.writer.create(kind, "", {"metadata": {"name": name}}, ctx)
-            except errors.ApiError as exc:
-                if exc.reason != "AlreadyExists":
-                    raise
-        for group, plural, obj in bootstrap_services(self.config):
-            kind = api.registry.lookup(group, "v1", plural)
-            assert kind is not None
-            meta = obj["metadata"]
-            try:
-                await api.storage.get(kind, meta["namespace"], meta["name"])
-                continue
-            except errors.ApiError as exc:
-                if exc.code != 404:
-                    raise
-            try:
-                await api.handlers.writer.create(kind, meta["namespace"], obj, ctx)
-            except errors.ApiError as exc:
-                if exc.reason != "AlreadyExists":
-                    raise
+            await _ensure(api, ctx, "namespaces", {"metadata": {"name": name}})
+        for service in (kubernetes_service(self.config.port), kube_dns_service()):
+            await _ensure(api, ctx, "services", service)
 
 
-def bootstrap_services(cfg: ServerConfig) -> list[tuple[str, str, dict[str, Any]]]:
-    """(group, plural, object) of the Services every cluster has, made at start when missing:
-    ``default/kubernetes`` (10.43.0.1:443, no selector: the ``kubernetes-service`` controller
-    keeps it and its endpoints, this makes it exist before the first pod starts, for the pods'
-    ``KUBERNETES_SERVICE_*`` variables) and the cluster DNS's ``kube-system/kube-dns``."""
-    kubernetes = {"apiVersion": "v1", "kind": "Service",
-                  "metadata": {"name": "kubernetes", "namespace": "default",
-                               "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                  "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.1",
-                           "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}]}}
-    return [("", "services", kubernetes), ("", "services", kube_dns_service())]
+async def _ensure(api: ApiServer, ctx: WriteContext, plural: str, obj: dict[str, Any]) -> None:
+    """Create the core/v1 ``obj`` unless it exists: an existing one is read, not written (the
+    disk may be full), and one created meanwhile is fine.  The bootstrap Services:
+    ``default/kubernetes`` exists before the first pod starts, for the pods'
+    ``KUBERNETES_SERVICE_*`` variables; the ``kubernetes-service`` controller keeps it, its
+    endpoints and ``kube-system/kube-dns`` afterwards."""
+    kind = api.registry.lookup("", "v1", plural)
+    assert kind is not None
+    namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+    try:
+        await api.storage.get(kind, namespace, name)
+        return
+    except errors.ApiError as exc:
+        if exc.code != 404:
+            raise
+    try:
+        await api.handlers.writer.create(kind, namespace, obj, ctx)
+    except errors.ApiError as exc:
+        if exc.reason != "AlreadyExists":
+            raise
 
 
 class HttpServerExitedError(RuntimeError):

@@ -49,7 +49,7 @@ from shoal.client.controller import Controller, RequeueAfter
 from shoal.client.errors import AlreadyExistsError, NotFoundError
 from shoal.client.informer import EventHandler, InformerFactory, object_key
 from shoal.client.rest import ApiClient
-from shoal.client.systemservices import KUBE_DNS_KEY, kube_dns_service
+from shoal.client.systemservices import KUBE_DNS_KEY, KUBERNETES_IP, kube_dns_service, kubernetes_service
 from shoal.controllers import slicing
 from shoal.kube.clock import Clock
 from shoal.kube.objects import Obj
@@ -62,11 +62,10 @@ log = logging.getLogger(__name__)
 
 NAMESPACE, NAME = "default", "kubernetes"
 KEY = f"{NAMESPACE}/{NAME}"
-CLUSTER_IP = "10.43.0.1"
+CLUSTER_IP = KUBERNETES_IP
 PORT_NAME = "https"
 SERVICE_PORT = 443
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
-SERVICE_LABELS = {"component": "apiserver", "provider": "kubernetes"}
 RESYNC_SECONDS = 10.0
 
 
@@ -155,12 +154,8 @@ class KubernetesServiceController(Controller):
         desired_ports = [{"name": PORT_NAME, "port": SERVICE_PORT, "protocol": "TCP", "targetPort": port}]
         current = self.services.get(KEY)
         if current is None:
-            body: Obj = {"apiVersion": "v1", "kind": "Service",
-                    "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(SERVICE_LABELS)},
-                    "spec": {"type": "ClusterIP", "clusterIP": self.cluster_ip, "clusterIPs": [self.cluster_ip],
-                             "ports": desired_ports, "sessionAffinity": "None"}}
             try:
-                await self.client.create(resources.SERVICES, body, NAMESPACE)
+                await self.client.create(resources.SERVICES, kubernetes_service(port, self.cluster_ip), NAMESPACE)
             except AlreadyExistsError:
                 log.debug("service %s: created meanwhile; the next pass compares", KEY)
                 return
